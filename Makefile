@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test lint clean
+.PHONY: install report test bench lint clean
 
 install: $(STAMP)
 
@@ -21,12 +22,20 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(VENV)/bin/steerlens report --out report
 
+# Unit and integration tests, the notebooks (executed), and the docs (warnings are errors).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --nbmake tests notebooks
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+
+# Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
+# whose pins predate transformers 5, hence --no-deps.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps steering-vectors==0.12.2
+	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check steerlens tests
 	$(VENV)/bin/ruff format --check steerlens tests
 
 clean:
-	rm -rf $(VENV) report
+	rm -rf $(VENV) report build

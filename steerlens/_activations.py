@@ -147,9 +147,12 @@ def project(
     """Projection ``x . u`` of each text's residual on ``u = vector[l] / |vector[l]|``.
 
     Args:
-        model, texts, position, batch_size: as for ``collect_activations``.
+        model: a TransformerLens model.
+        texts: raw texts.
         vector: directions; its layers (ascending) are the columns of the result.
+        position: token position rule, as for ``collect_activations``.
         site: where to read (default: the vector's site).
+        batch_size: texts per forward pass.
 
     Returns:
         ``[n_texts, n_layers]``, column ``j`` for layer ``vector.layers[j]``.

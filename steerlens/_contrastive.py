@@ -52,9 +52,12 @@ def mean_difference(
 
     Args:
         model: a TransformerLens model.
-        positives, negatives: raw texts, paired by index (equal lengths).
+        positives: raw texts of the positive class.
+        negatives: raw texts of the negative class, paired with ``positives`` by index.
         layers: where to read (ints, negative from the end, or ``"all"``).
-        position, site, batch_size: as for ``collect_activations``.
+        position: token position rule, as for ``collect_activations``.
+        site: residual site, as for ``collect_activations``.
+        batch_size: texts per forward pass.
 
     Returns:
         A ``SteeringVector``; its norm is the mean separation (not normalised).
@@ -97,9 +100,14 @@ def contrastive_pca(
     explained-variance ratio per layer is kept in ``params["explained_variance"]``.
 
     Args:
-        model, positives, negatives, layers, position, site, batch_size: as for
-            ``mean_difference``.
+        model: a TransformerLens model.
+        positives: raw texts of the positive class.
+        negatives: raw texts of the negative class, paired with ``positives`` by index.
+        layers: where to read (ints, negative from the end, or ``"all"``).
         center: which variant (see above).
+        position: token position rule, as for ``collect_activations``.
+        site: residual site, as for ``collect_activations``.
+        batch_size: texts per forward pass.
 
     Returns:
         A ``SteeringVector`` of unit-norm directions.

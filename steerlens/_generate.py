@@ -43,7 +43,8 @@ def generate(
             left-padded; each row is generated exactly as it would be alone).
         max_new_tokens: the most tokens to add.
         chat: apply the chat template (``chat=False`` sends raw text).
-        do_sample, temperature: sampling instead of greedy decoding.
+        do_sample: sample instead of greedy decoding.
+        temperature: sampling temperature.
         use_past_kv_cache: reuse keys/values across steps (steering gives the same tokens
             either way).
         **kwargs: passed on to ``model.generate`` (e.g. ``top_p``).

@@ -130,7 +130,9 @@ def ablate(
     Args:
         vector: a ``SteeringVector``, a list of them (rank-k ablation of their span at each
             layer), a ``[d_model]`` tensor or a ``[k, d_model]`` tensor with ``layers``.
-        layers, positions, site: as for ``add``.
+        layers: a subset of the vector's layers (default: all of them).
+        positions: ``"all"``, ``"prompt"``, ``"generated"``, indices, or a boolean mask.
+        site: ``resid_pre`` / ``resid_mid`` / ``resid_post`` (default: the vector's site).
     """
     if isinstance(vector, Tensor) and vector.ndim == 2:
         vectors = [as_vector(row, layers, site) for row in vector]
@@ -168,7 +170,9 @@ def clamp(
     Args:
         vector: a ``SteeringVector``, or a ``[d_model]`` tensor together with ``layers``.
         value: the projection ``a`` after the edit (``x . u = a``).
-        layers, positions, site: as for ``add``.
+        layers: a subset of the vector's layers (default: all of them).
+        positions: ``"all"``, ``"prompt"``, ``"generated"``, indices, or a boolean mask.
+        site: ``resid_pre`` / ``resid_mid`` / ``resid_post`` (default: the vector's site).
     """
     vector = as_vector(vector, layers, site)
     chosen = _select_layers(vector, layers)

@@ -1,0 +1,259 @@
+"""steerlens benchmarks: measured ratios on this machine, written to JSON and markdown.
+
+Run with ``make bench`` (or ``python benchmarks/run.py [--quick]``). Each measure times the
+steerlens path and its baseline in the same process, alternating repeats, and reports the
+median ratio. Absolute times drift on a shared machine; the ratios are the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+WORDS = [
+    "the",
+    "river",
+    "carried",
+    "small",
+    "boats",
+    "past",
+    "quiet",
+    "villages",
+    "while",
+    "children",
+    "watched",
+    "from",
+    "the",
+    "bridge",
+    "and",
+    "old",
+    "men",
+    "talked",
+    "about",
+    "the",
+    "weather",
+    "the",
+    "harvest",
+    "and",
+    "the",
+    "long",
+    "winter",
+    "ahead",
+]
+
+
+def texts(n: int, n_words: int, seed: int) -> list[str]:
+    """``n`` pseudo-sentences of ``n_words`` words (about 1.2 tokens per word here)."""
+    gen = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(WORDS), (n, n_words), generator=gen)
+    return [" ".join(WORDS[i] for i in row).capitalize() + "." for row in picks.tolist()]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def compare(ours: Callable, base: Callable, repeats: int) -> dict[str, float]:
+    """Alternate ours/base ``repeats`` times after one warm-up each; median seconds."""
+    ours(), base()
+    a, b = [], []
+    for _ in range(repeats):
+        a += timed(ours, 1)
+        b += timed(base, 1)
+    ours_s, base_s = statistics.median(a), statistics.median(b)
+    return {"ours_s": ours_s, "baseline_s": base_s, "ratio": ours_s / base_s}
+
+
+def bench_extraction(model, quick: bool) -> dict:
+    """mean_difference at layers 10 and 15 vs a bare HF full forward and steering-vectors."""
+    import steerlens as sl
+    from steerlens._tokens import encode, left_pad
+
+    n_pairs = 8 if quick else 64
+    pos, neg = texts(n_pairs, 24, 1), texts(n_pairs, 24, 2)
+    layers = [10, 15]
+    hf = model.original_model
+    batches = [pos[i : i + 16] + neg[i : i + 16] for i in range(0, n_pairs, 16)]
+
+    def ours():
+        return sl.mean_difference(model, pos, neg, layers=layers, batch_size=32)
+
+    def bare_forward():
+        for batch in batches:
+            tokens, mask = left_pad(model, [encode(model, t) for t in batch])
+            with torch.no_grad():
+                hf(tokens, attention_mask=mask.long())
+
+    result = {
+        "n_pairs": n_pairs,
+        "mean_tokens": statistics.mean(len(encode(model, t)) for t in pos + neg),
+    }
+    result["vs_bare_forward"] = compare(ours, bare_forward, 2 if quick else 5)
+    try:
+        from steering_vectors import train_steering_vector
+    except ImportError:
+        result["vs_steering_vectors"] = "not installed (make bench installs it)"
+        return result
+
+    def peer():
+        # steering-vectors' layer i is the output of decoder layer i = our resid_pre of i+1.
+        return train_steering_vector(
+            hf,
+            model.tokenizer,
+            list(zip(pos, neg, strict=True)),
+            layers=[layer - 1 for layer in layers],
+            batch_size=32,
+        )
+
+    result["vs_steering_vectors"] = compare(ours, peer, 2 if quick else 5)
+    theirs, mine = peer(), ours()
+    result["cosine_with_peer"] = {
+        layer: float(torch.cosine_similarity(theirs.layer_activations[layer - 1], mine[layer], 0))
+        for layer in layers
+    }
+    return result
+
+
+def bench_steering_overhead(model, quick: bool) -> dict:
+    """Greedy generation of 64 tokens: unsteered vs one steered layer vs all layers."""
+    import steerlens as sl
+
+    n_new = 16 if quick else 64
+    prompt = "Write a short story about a lighthouse keeper."
+    gen = torch.Generator().manual_seed(0)
+    one = sl.SteeringVector({15: torch.randn(576, generator=gen)})
+    every = sl.SteeringVector({layer: torch.randn(576, generator=gen) for layer in range(30)})
+
+    def generate():
+        return sl.generate(model, prompt, max_new_tokens=n_new)
+
+    def steered(vector):
+        def run():
+            with sl.steer(model, sl.add(vector, coeff=0.01)):
+                return sl.generate(model, prompt, max_new_tokens=n_new)
+
+        return run
+
+    repeats = 2 if quick else 5
+    return {
+        "new_tokens": n_new,
+        "one_layer": compare(steered(one), generate, repeats),
+        "all_30_layers": compare(steered(every), generate, repeats),
+    }
+
+
+MEMORY_SCRIPT = """
+import os, sys, torch
+os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, {bench!r})
+import steerlens as sl
+from run import texts
+model = sl.load_model()
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) after loading
+base = status("VmRSS")
+items = texts({n}, 24, 3)
+layers = [5, 10, 15, 20]
+if {mode!r} == "ours":
+    sl.collect_activations(model, items, layers, batch_size=32, progress=False)
+else:
+    names = [f"blocks.{{l}}.hook_resid_pre" for l in layers]
+    kept = []
+    for i in range(0, len(items), 32):
+        _, cache = model.run_with_cache(items[i:i + 32], names_filter=names)
+        kept.append({{k: v for k, v in cache.items()}})
+print(status("VmHWM") - base)
+"""
+
+
+def bench_memory(quick: bool) -> dict:
+    """Extra peak RSS (MiB) of extracting texts at 4 layers: ours vs keeping run_with_cache."""
+    out = {}
+    for n in [64] if quick else [128, 512]:
+        row = {}
+        for mode in ("ours", "run_with_cache"):
+            script = MEMORY_SCRIPT.format(bench=str(HERE), n=n, mode=mode)
+            done = subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, check=True
+            )
+            row[mode + "_mib"] = float(done.stdout.strip().splitlines()[-1])
+        out[f"{n}_texts"] = row
+    return out
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = ["| measure | steerlens (s) | baseline (s) | ratio | target |", "|---|---|---|---|---|"]
+    targets = {
+        ("extraction", "vs_bare_forward"): "≤ 0.6",
+        ("extraction", "vs_steering_vectors"): "< 1",
+        ("steering_overhead", "one_layer"): "≤ 1.05",
+        ("steering_overhead", "all_30_layers"): "(reported)",
+    }
+    for (group, key), target in targets.items():
+        row = results.get(group, {}).get(key)
+        if isinstance(row, dict):
+            lines.append(
+                f"| {group}: {key} | {row['ours_s']:.3f} | {row['baseline_s']:.3f} "
+                f"| {row['ratio']:.2f} | {target} |"
+            )
+    lines.append("")
+    lines.append(f"Machine: {results['machine']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    import steerlens as sl
+
+    model = sl.load_model()
+    results = {"machine": machine(), "quick": args.quick}
+    results["extraction"] = bench_extraction(model, args.quick)
+    results["steering_overhead"] = bench_steering_overhead(model, args.quick)
+    results["memory"] = bench_memory(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    (args.out / "bench.md").write_text(markdown(results))
+    print(markdown(results))
+    print(json.dumps(results["memory"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
