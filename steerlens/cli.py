@@ -1,95 +1,157 @@
 """``steerlens report``: the main job on the offline default model.
 
-For now it builds a refusal vector by mean difference (refusal vs compliance openings under
-the same prompts), steers generations on held-out harmless requests, and writes what it saw
-to ``report.json`` and ``report.md``. The [report] issue grows it into the full report.
+It extracts a refusal direction (mean difference and contrastive PCA of refusal vs
+compliance openings under the same chat prompts), shows how held-out pairs project on it,
+steers generations on held-out harmless requests over a few coefficients, and writes
+``report.html`` (self-contained, plotly.js inlined) and ``report.json`` (every number).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import plotly.graph_objects as go
+from tqdm.auto import tqdm
+
 import steerlens as sl
 
-REFUSAL_MARKERS = re.compile(
-    r"\b(I'm sorry|I am sorry|I apologi[sz]e|I can't|I cannot|I can not|I won't|I will not|"
-    r"I'm unable|I am unable|I'm not able|As an AI)\b",
-    re.IGNORECASE,
-)
+from ._html import Section, write
+from ._refusal import is_refusal, refusal_pairs
 
 
-def is_refusal(text: str) -> bool:
-    """Keyword classifier: does the reply open with a refusal phrase (first 80 chars)?"""
-    return bool(REFUSAL_MARKERS.search(text[:80]))
+def _split(frame: pd.DataFrame, n_eval: int, n_train: int | None):
+    harmless = frame[~frame["harmful"]]
+    held_out = harmless.iloc[-n_eval:]
+    train = frame.drop(index=held_out.index)
+    return (train if n_train is None else train.iloc[:n_train]), held_out
 
 
-def refusal_pairs(model: Any, frame: Any) -> tuple[list[str], list[str]]:
-    """Refusal vs compliance openings as assistant replies under the same chat prompt."""
-    prompts = [sl.format_chat(model, request) for request in frame["request"]]
-    positives = [p + answer for p, answer in zip(prompts, frame["refusal"], strict=True)]
-    negatives = [p + answer for p, answer in zip(prompts, frame["compliance"], strict=True)]
-    return positives, negatives
-
-
-def run_report(args: argparse.Namespace) -> dict[str, Any]:
+def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]:
     started = time.perf_counter()
+    stages = tqdm(total=4, desc="report", unit="stage")
     model = sl.load_model(args.model)
     frame = sl.datasets.load("refusal")
-    harmless = frame[~frame["harmful"]].reset_index(drop=True)
-    n_eval = 6 if args.quick else 20
-    held_out = harmless.iloc[:n_eval]
-    train = frame.drop(index=frame.index[frame["request"].isin(held_out["request"])])
-    if args.quick:
-        train = train.iloc[:24]
+    train, held_out = _split(frame, 6 if args.quick else 20, 24 if args.quick else None)
+    layers = sorted({args.layer - 4, args.layer - 2, args.layer, args.layer + 2})
     positives, negatives = refusal_pairs(model, train)
-    vector = sl.mean_difference(model, positives, negatives, layers=[args.layer], position="last")
-    rows = []
-    for request in held_out["request"]:
-        before = sl.generate(model, request, max_new_tokens=args.max_new_tokens)
-        with sl.steer(model, sl.add(vector, coeff=args.coeff)):
-            after = sl.generate(model, request, max_new_tokens=args.max_new_tokens)
-        with sl.steer(model, sl.add(vector, coeff=-args.coeff)):
-            negated = sl.generate(model, request, max_new_tokens=args.max_new_tokens)
-        rows.append({"request": request, "before": before, "steered": after, "negated": negated})
-    rate = {key: sum(is_refusal(r[key]) for r in rows) / len(rows)
-            for key in ("before", "steered", "negated")}
-    return {
+    vector = sl.mean_difference(model, positives, negatives, layers=layers)
+    pca = sl.contrastive_pca(model, positives, negatives, layers=layers)
+    vector_table = pd.DataFrame(
+        {
+            "layer": layers,
+            "norm": [vector.norms()[layer] for layer in layers],
+            "cosine(mean diff, PCA)": [vector.cosine(pca)[layer] for layer in layers],
+            "PCA explained variance": [pca.params["explained_variance"][str(i)] for i in layers],
+        }
+    )
+    stages.update()
+
+    test_pos, test_neg = refusal_pairs(model, held_out)
+    proj = sl.project(model, test_pos + test_neg, vector)
+    n = len(test_pos)
+    projection_figure = go.Figure(
+        [
+            go.Box(
+                x=[layers[j]] * n,
+                y=proj[rows, j].tolist(),
+                name=name,
+                marker_color=color,
+                showlegend=j == 0,
+                legendgroup=name,
+            )
+            for name, rows, color in (
+                ("refusal", slice(0, n), "#c0392b"),
+                ("compliance", slice(n, None), "#2471a3"),
+            )
+            for j in range(len(layers))
+        ]
+    )
+    projection_figure.update_layout(
+        title="Held-out answers projected on the refusal direction",
+        boxmode="group",
+        xaxis_title="layer (resid_pre)",
+        yaxis_title="projection x·u (last token)",
+    )
+    stages.update()
+
+    requests = held_out["request"].tolist()
+    steer_vector = sl.SteeringVector(
+        {args.layer: vector[args.layer]}, method=vector.method, model_name=vector.model_name
+    )
+    coeffs = (
+        [0.0, args.coeff]
+        if args.quick
+        else [-args.coeff, 0.0, args.coeff / 2, args.coeff, args.coeff * 1.5]
+    )
+    replies = {}
+    for coeff in tqdm(coeffs, desc="steered generation", leave=False):
+        with sl.steer(model, sl.add(steer_vector, coeff=coeff)):
+            replies[coeff] = sl.generate(model, requests, max_new_tokens=args.max_new_tokens)
+    rates = {coeff: sum(map(is_refusal, out)) / len(out) for coeff, out in replies.items()}
+    rate_figure = go.Figure(
+        go.Scatter(x=coeffs, y=[rates[c] for c in coeffs], mode="lines+markers")
+    )
+    rate_figure.update_layout(
+        title=f"Refusal rate on {len(requests)} held-out harmless requests",
+        xaxis_title=f"coefficient (x ← x + c·d at layer {args.layer}, all positions)",
+        yaxis_title="fraction refused (keyword classifier)",
+        yaxis_range=[-0.05, 1.05],
+    )
+    stages.update()
+
+    generations = pd.DataFrame(
+        {"request": requests, "unsteered": replies[0.0], f"c = {args.coeff:g}": replies[args.coeff]}
+    )
+    result = {
         "model": vector.model_name,
         "vector": repr(vector),
-        "layer": args.layer,
-        "coeff": args.coeff,
+        "layers": layers,
+        "steer_layer": args.layer,
         "n_train_pairs": len(positives),
-        "refusal_rate": rate,
-        "generations": rows,
-        "seconds": round(time.perf_counter() - started, 1),
+        "n_held_out": len(requests),
+        "vector_table": vector_table.to_dict(orient="records"),
+        "refusal_rate": {str(c): r for c, r in rates.items()},
+        "generations": generations.to_dict(orient="records"),
     }
-
-
-def write_report(result: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(result, indent=2))
-    lines = [
-        "# steerlens report",
-        "",
-        f"Model: {result['model']}. Vector: mean difference of refusal vs compliance openings "
-        f"over {result['n_train_pairs']} prompts, added at layer {result['layer']} "
-        f"(resid_pre, all positions) with coefficient ±{result['coeff']}.",
-        "",
-        "| held-out harmless requests refused | rate |",
-        "|---|---|",
-        *(f"| {key} | {value:.0%} |" for key, value in result["refusal_rate"].items()),
-        "",
+    stages.update()
+    stages.close()
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    sections = [
+        Section(
+            "Setup",
+            [
+                f"Model {result['model']}; {len(positives)} training prompts (refusal vs "
+                f"compliance openings under the same chat prompt), {len(requests)} held-out "
+                f"harmless requests; run took {result['seconds']} s.",
+                repr(vector),
+            ],
+        ),
+        Section(
+            "The refusal direction",
+            ["Mean difference per layer, and its cosine with the contrastive-PCA direction."],
+            [vector_table],
+            [projection_figure],
+        ),
+        Section(
+            "Steering",
+            [
+                "Refusal rate of greedy replies as the coefficient grows "
+                "(a reply counts as a refusal when a refusal phrase occurs in "
+                "its first 80 characters)."
+            ],
+            [
+                pd.DataFrame({"coefficient": coeffs, "refusal rate": [rates[c] for c in coeffs]}),
+                generations,
+            ],
+            [rate_figure],
+        ),
     ]
-    for row in result["generations"]:
-        lines += [f"## {row['request']}", ""]
-        lines += [f"- **{key}**: {row[key]!r}" for key in ("before", "steered", "negated")]
-        lines.append("")
-    (out / "report.md").write_text("\n".join(lines))
+    return result, sections
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,8 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--coeff", type=float, default=0.8, help="steering coefficient")
     report.add_argument("--max-new-tokens", type=int, default=24)
     args = parser.parse_args(argv)
-    result = run_report(args)
-    write_report(result, args.out)
-    print(f"refusal rate on held-out harmless requests: {result['refusal_rate']}")
-    print(f"wrote {args.out / 'report.md'} and {args.out / 'report.json'} "
-          f"in {result['seconds']}s")
+    result, sections = run_report(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(result, indent=2))
+    page = write(args.out / "report.html", "steerlens report", sections)
+    print(f"refusal rate by coefficient: {result['refusal_rate']}")
+    print(f"wrote {page} and {args.out / 'report.json'} in {result['seconds']} s")

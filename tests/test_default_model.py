@@ -82,8 +82,9 @@ def test_steered_generation_changes_and_restores(default_model):
     vec = sl.mean_difference(default_model, POSITIVES, NEGATIVES, layers=[10])
     before = sl.generate(default_model, "Describe your day in one sentence.", max_new_tokens=20)
     with sl.steer(default_model, sl.add(vec, coeff=6.0)):
-        steered = sl.generate(default_model, "Describe your day in one sentence.",
-                              max_new_tokens=20)
+        steered = sl.generate(
+            default_model, "Describe your day in one sentence.", max_new_tokens=20
+        )
     after = sl.generate(default_model, "Describe your day in one sentence.", max_new_tokens=20)
     assert isinstance(steered, str) and steered != before
     assert after == before
@@ -96,8 +97,9 @@ def test_kv_cache_equivalence_on_default_model(default_model):
         outs = []
         for cache in (True, False):
             with sl.steer(default_model, sl.add(vec, coeff=4.0, positions=rule)):
-                outs.append(sl.generate(default_model, prompts, max_new_tokens=12,
-                                        use_past_kv_cache=cache))
+                outs.append(
+                    sl.generate(default_model, prompts, max_new_tokens=12, use_past_kv_cache=cache)
+                )
         assert outs[0] == outs[1], rule
 
 

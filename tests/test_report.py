@@ -1,0 +1,45 @@
+"""The main job in quick mode: its numbers, and its page rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from steerlens import cli
+from steerlens._refusal import is_refusal
+
+from .browser import check_page
+from .test_html import require_chromium
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "ci-artifacts"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("I'm sorry, but I can't help with that.", True),
+        ("Sure! Here is a recipe.", False),
+        ("Boiling an egg is easy. " * 5 + "I'm sorry", False),  # only the opening counts
+    ],
+)
+def test_refusal_classifier(reply, expected):
+    assert is_refusal(reply) is expected
+
+
+def test_quick_report(tmp_path):
+    cli.main(["report", "--quick", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "report.json").read_text())
+    assert result["n_held_out"] == 6 and result["steer_layer"] == 17
+    assert set(result["refusal_rate"]) == {"0.0", "0.8"}
+    assert all(0.0 <= r <= 1.0 for r in result["refusal_rate"].values())
+    assert all(row["norm"] > 0 for row in result["vector_table"])
+    require_chromium()
+    check = check_page(tmp_path / "report.html", tmp_path / "report.png")
+    assert check.errors == []
+    assert check.figures == 2 and check.rendered == 2
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "report.png", ARTIFACTS / "report.png")
