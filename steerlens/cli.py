@@ -83,11 +83,8 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]
     steer_vector = sl.SteeringVector(
         {args.layer: vector[args.layer]}, method=vector.method, model_name=vector.model_name
     )
-    coeffs = (
-        [0.0, args.coeff]
-        if args.quick
-        else [-args.coeff, 0.0, args.coeff / 2, args.coeff, args.coeff * 1.5]
-    )
+    scales = (0, 1) if args.quick else (-1, 0, 0.5, 1, 1.5)
+    coeffs = [round(scale * args.coeff, 6) for scale in scales]
     replies = {}
     for coeff in tqdm(coeffs, desc="steered generation", leave=False):
         with sl.steer(model, sl.add(steer_vector, coeff=coeff)):
