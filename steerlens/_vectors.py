@@ -240,6 +240,30 @@ class SteeringVector:
             vector.check_model(model)
         return vector
 
+    # --- llama.cpp interop --------------------------------------------------------------
+    def to_gguf(self, path: str | os.PathLike, model_hint: str | None = None) -> None:
+        """Write a llama.cpp control vector (see ``steerlens._gguf`` for the layer mapping)."""
+        from ._gguf import tl_layer_to_gguf_index, write_control_vector
+
+        directions = {
+            tl_layer_to_gguf_index(layer, self.site): v for layer, v in self.directions.items()
+        }
+        write_control_vector(path, directions, model_hint=model_hint or self.model_name or "")
+
+    @classmethod
+    def from_gguf(cls, path: str | os.PathLike, site: str = "resid_pre") -> SteeringVector:
+        """Read a llama.cpp / repeng control vector as directions at ``site``."""
+        from ._gguf import gguf_index_to_tl_layer, read_control_vector
+
+        check_site(site)
+        directions, hint = read_control_vector(path)
+        return cls(
+            {gguf_index_to_tl_layer(n, site): v for n, v in directions.items()},
+            site=site,
+            method="gguf_control_vector",
+            model_name=hint or None,
+        )
+
 
 def as_vector(
     vector: SteeringVector | Tensor, layers: Sequence[int] | None, site: str | None
