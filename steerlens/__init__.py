@@ -16,6 +16,9 @@ from ._interventions import add as add
 from ._interventions import clamp as clamp
 from ._interventions import steer as steer
 from ._model import load_model as load_model
+from ._probes import LayerScan as LayerScan
+from ._probes import layer_scan as layer_scan
+from ._probes import linear_probe as linear_probe
 from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
