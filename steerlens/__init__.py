@@ -16,6 +16,8 @@ from ._interventions import add as add
 from ._interventions import clamp as clamp
 from ._interventions import steer as steer
 from ._model import load_model as load_model
+from ._plots import plot_projections as plot_projections
+from ._plots import plot_token_heatmap as plot_token_heatmap
 from ._probes import LayerScan as LayerScan
 from ._probes import layer_scan as layer_scan
 from ._probes import linear_probe as linear_probe

@@ -1,7 +1,8 @@
 """``steerlens report``: the main job on the offline default model.
 
 It extracts a refusal direction (mean difference and contrastive PCA of refusal vs
-compliance openings under the same chat prompts), shows how held-out pairs project on it,
+compliance openings under the same chat prompts), scans layers, shows how held-out pairs
+project on it,
 steers generations on held-out harmless requests over a few coefficients, and writes
 ``report.html`` (self-contained, plotly.js inlined) and ``report.json`` (every number).
 """
@@ -49,6 +50,8 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]
             "PCA explained variance": [pca.params["explained_variance"][str(i)] for i in layers],
         }
     )
+    scan_layers = [4, 10, 16, 22] if args.quick else "all"
+    scan = sl.layer_scan(model, positives, negatives, layers=scan_layers)
     stages.update()
 
     test_pos, test_neg = refusal_pairs(model, held_out)
@@ -112,6 +115,8 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]
         "n_train_pairs": len(positives),
         "n_held_out": len(requests),
         "vector_table": vector_table.to_dict(orient="records"),
+        "layer_scan": scan.table.reset_index().to_dict(orient="records"),
+        "best_layer": scan.best_layer,
         "refusal_rate": {str(c): r for c, r in rates.items()},
         "generations": generations.to_dict(orient="records"),
     }
@@ -130,9 +135,17 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]
         ),
         Section(
             "The refusal direction",
-            ["Mean difference per layer, and its cosine with the contrastive-PCA direction."],
-            [vector_table],
-            [projection_figure],
+            [
+                "Mean difference per layer, its cosine with the contrastive-PCA direction, and "
+                "a layer scan (held-out separation against a random direction of equal norm); "
+                "the heatmap shows one held-out refusal answer token by token.",
+            ],
+            [vector_table, scan.table.round(3)],
+            [
+                projection_figure,
+                scan.figure(),
+                sl.plot_token_heatmap(model, test_pos[0], vector),
+            ],
         ),
         Section(
             "Steering",

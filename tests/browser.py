@@ -67,7 +67,7 @@ def check_page(page: Path, screenshot: Path) -> PageCheck:
             str(Path(tmp) / "p2"),
         )
     blocks = dom.split('<div class="figure">')[1:]
-    rendered = sum(1 for b in blocks if re.search(r'class="main-svg".*?<path', b, re.S))
+    rendered = sum(1 for b in blocks if re.search(r'class="main-svg".*?<(path|image)', b, re.S))
     found = re.search(r"data-errors=\"([^\"]*)\"", dom)
     errors = [found.group(1)] if found else []
     return PageCheck(figures=len(blocks), rendered=rendered, errors=errors)

@@ -37,9 +37,10 @@ def test_quick_report(tmp_path):
     assert set(result["refusal_rate"]) == {"0.0", "0.8"}
     assert all(0.0 <= r <= 1.0 for r in result["refusal_rate"].values())
     assert all(row["norm"] > 0 for row in result["vector_table"])
+    assert result["best_layer"] in (4, 10, 16, 22) and len(result["layer_scan"]) == 4
     require_chromium()
     check = check_page(tmp_path / "report.html", tmp_path / "report.png")
     assert check.errors == []
-    assert check.figures == 2 and check.rendered == 2
+    assert check.figures == 4 and check.rendered == 4
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "report.png", ARTIFACTS / "report.png")
