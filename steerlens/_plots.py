@@ -121,7 +121,8 @@ def plot_token_heatmap(model: Any, text: str, vector: SteeringVector) -> go.Figu
             x=labels,
             y=[str(layer) for layer in vector.layers],
             colorscale="RdBu",
-            zmid=0,
+            zmin=-limit,
+            zmax=limit,
             colorbar={"title": "x·u"},
             hovertemplate="token %{x}<br>layer %{y}<br>projection %{z:.3g}<extra></extra>",
         )
