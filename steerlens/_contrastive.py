@@ -16,7 +16,7 @@ from ._tokens import check_texts
 from ._vectors import SteeringVector, data_hash
 
 
-def _paired_activations(
+def paired_activations(
     model: Any,
     positives: Sequence[str],
     negatives: Sequence[str],
@@ -25,6 +25,7 @@ def _paired_activations(
     site: str,
     batch_size: int,
 ) -> tuple[Float[Tensor, "n layer d_model"], Float[Tensor, "n layer d_model"], list[int]]:
+    """Activations of paired texts in one pass: (positives, negatives, sorted layers)."""
     positives = check_texts(positives, "positives")
     negatives = check_texts(negatives, "negatives")
     if len(positives) != len(negatives):
@@ -65,7 +66,7 @@ def mean_difference(
     Example:
         >>> vec = sl.mean_difference(model, positives, negatives, layers=[8, 12])
     """
-    pos, neg, layers = _paired_activations(
+    pos, neg, layers = paired_activations(
         model, positives, negatives, layers, position, site, batch_size
     )
     diff = pos.mean(0) - neg.mean(0)  # [layer, d_model]
@@ -112,7 +113,7 @@ def contrastive_pca(
     Returns:
         A ``SteeringVector`` of unit-norm directions.
     """
-    pos, neg, layers = _paired_activations(
+    pos, neg, layers = paired_activations(
         model, positives, negatives, layers, position, site, batch_size
     )
     if len(positives) < 2 and center:

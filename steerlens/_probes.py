@@ -13,10 +13,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from ._activations import collect_activations
+from ._contrastive import paired_activations
 from ._errors import SteerlensError
-from ._hooks import model_name, normalise_layers
-from ._tokens import check_texts
+from ._hooks import model_name
 from ._vectors import SteeringVector, data_hash
 
 Strategy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -92,17 +91,6 @@ def _split(n_pairs: int, test_size: float, seed: int) -> tuple[np.ndarray, np.nd
     return order[n_test:], order[:n_test]
 
 
-def _paired(positives: Sequence[str], negatives: Sequence[str]) -> tuple[list[str], list[str]]:
-    positives = check_texts(positives, "positives")
-    negatives = check_texts(negatives, "negatives")
-    if len(positives) != len(negatives):
-        raise SteerlensError(
-            f"negatives: expected {len(positives)} texts (paired with positives), "
-            f"got {len(negatives)}"
-        )
-    return positives, negatives
-
-
 @dataclass(frozen=True)
 class LayerScan:
     """Per-layer separation table and the vector fit on the train pairs.
@@ -150,19 +138,10 @@ class LayerScan:
 
 
 def _activations(model, positives, negatives, layers, position, site, batch_size):
-    acts = (
-        collect_activations(
-            model,
-            positives + negatives,
-            layers,
-            position=position,
-            site=site,
-            batch_size=batch_size,
-        )
-        .numpy()
-        .astype(np.float64)
+    pos, neg, layers = paired_activations(
+        model, positives, negatives, layers, position, site, batch_size
     )
-    return acts[: len(positives)], acts[len(positives) :]
+    return pos.double().numpy(), neg.double().numpy(), layers
 
 
 def layer_scan(
@@ -202,7 +181,6 @@ def layer_scan(
     Returns:
         A ``LayerScan`` (``.table``, ``.vector``, ``.best_layer``, ``.figure()``).
     """
-    positives, negatives = _paired(positives, negatives)
     if isinstance(method, str):
         if method not in STRATEGIES:
             raise SteerlensError(f"method: expected one of {list(STRATEGIES)}, got {method!r}")
@@ -211,9 +189,8 @@ def layer_scan(
         name, strategy = getattr(method, "__name__", "custom"), method
     else:
         raise SteerlensError(f"method: expected a name or a callable, got {method!r}")
-    train, test = _split(len(positives), test_size, seed)
-    layers = normalise_layers(model, layers)
-    pos, neg = _activations(model, positives, negatives, layers, position, site, batch_size)
+    pos, neg, layers = _activations(model, positives, negatives, layers, position, site, batch_size)
+    train, test = _split(len(pos), test_size, seed)
     rng = np.random.default_rng(seed)
     rows, directions = {}, {}
     for column, layer in enumerate(layers):
@@ -284,10 +261,8 @@ def linear_probe(
         ``(vector, table)``: the weight directions fit on the train pairs, and per layer the
         probe's held-out ``accuracy`` and ``auroc``, ``train_accuracy``, ``n_train``, ``n_test``.
     """
-    positives, negatives = _paired(positives, negatives)
-    train, test = _split(len(positives), test_size, seed)
-    layers = normalise_layers(model, layers)
-    pos, neg = _activations(model, positives, negatives, layers, position, site, batch_size)
+    pos, neg, layers = _activations(model, positives, negatives, layers, position, site, batch_size)
+    train, test = _split(len(pos), test_size, seed)
     rows, directions = {}, {}
     for column, layer in enumerate(layers):
         p, n = pos[:, column], neg[:, column]

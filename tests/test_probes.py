@@ -70,7 +70,7 @@ def test_linear_probe_matches_sklearn(tiny_model):
     ("positives", "negatives", "kwargs", "message"),
     [
         ([], [], {}, "at least one text"),
-        (POS, NEG[:-1], {}, "paired with positives"),
+        (POS, NEG[:-1], {}, "paired by index"),
         (POS, NEG, {"layers": [9]}, "out of range"),
         (POS, NEG, {"method": "magic"}, "method"),
         (POS, NEG, {"test_size": 1.5}, "test_size"),
