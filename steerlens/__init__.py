@@ -21,6 +21,7 @@ from ._plots import plot_token_heatmap as plot_token_heatmap
 from ._probes import LayerScan as LayerScan
 from ._probes import layer_scan as layer_scan
 from ._probes import linear_probe as linear_probe
+from ._tokens import answer_pairs as answer_pairs
 from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 

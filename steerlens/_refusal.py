@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._tokens import format_chat
+from ._tokens import answer_pairs
 
 REFUSAL_MARKERS = re.compile(
     r"\b(I'm sorry|I am sorry|I apologi[sz]e|I can't|I cannot|I can not|I won't|I will not|"
@@ -23,7 +23,6 @@ def is_refusal(text: str) -> bool:
 
 def refusal_pairs(model: Any, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Chat prompt + refusal opening vs the same prompt + compliance opening, per row."""
-    prompts = [format_chat(model, request) for request in frame["request"]]
-    positives = [p + a for p, a in zip(prompts, frame["refusal"], strict=True)]
-    negatives = [p + a for p, a in zip(prompts, frame["compliance"], strict=True)]
-    return positives, negatives
+    return answer_pairs(
+        model, list(frame["request"]), list(frame["refusal"]), list(frame["compliance"])
+    )

@@ -72,11 +72,11 @@ def encode(model: Any, text: str) -> list[int]:
     if not isinstance(text, str):
         raise SteerlensError(f"texts: expected strings, got {type(text).__name__}: {text!r}")
     ids = list(get_tokenizer(model)(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise SteerlensError(f"texts: {text!r} tokenises to nothing")
     bos = _bos_id(model)
     if bos is not None and (not ids or ids[0] != bos):
         ids = [bos, *ids]
-    if not ids:
-        raise SteerlensError(f"texts: {text!r} tokenises to nothing")
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx is not None and len(ids) > n_ctx:
         raise SteerlensError(
@@ -118,3 +118,41 @@ def check_texts(texts: Any, name: str = "texts") -> list[str]:
     if bad:
         raise SteerlensError(f"{name}: expected strings, got {type(bad[0]).__name__}: {bad[0]!r}")
     return texts
+
+
+def answer_pairs(
+    model: Any,
+    prompts: Sequence[str],
+    positive_answers: Sequence[str],
+    negative_answers: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """Contrast two assistant answers under the same chat prompt.
+
+    Each prompt is chat-formatted (``format_chat``) and each answer appended to it, so that
+    extractors see texts that differ only in the answer.
+
+    Args:
+        model: a model whose tokenizer has a chat template.
+        prompts: user messages.
+        positive_answers: the answer of the positive class for each prompt.
+        negative_answers: the answer of the negative class for each prompt.
+
+    Returns:
+        ``(positives, negatives)``, ready for ``mean_difference`` and the other extractors.
+
+    Example:
+        >>> pos, neg = sl.answer_pairs(model, requests, refusals, compliances)
+    """
+    prompts = check_texts(prompts, "prompts")
+    positive_answers = check_texts(positive_answers, "positive_answers")
+    negative_answers = check_texts(negative_answers, "negative_answers")
+    if not len(prompts) == len(positive_answers) == len(negative_answers):
+        raise SteerlensError(
+            f"positive_answers, negative_answers: expected {len(prompts)} each (one per "
+            f"prompt), got {len(positive_answers)} and {len(negative_answers)}"
+        )
+    formatted = [format_chat(model, prompt) for prompt in prompts]
+    return (
+        [p + a for p, a in zip(formatted, positive_answers, strict=True)],
+        [p + a for p, a in zip(formatted, negative_answers, strict=True)],
+    )

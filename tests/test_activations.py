@@ -78,6 +78,7 @@ def test_project_is_dot_with_unit_direction(tiny_model):
     [
         ({"texts": []}, "empty list"),
         ({"texts": "one string"}, "single string"),
+        ({"texts": ["ok", ""]}, "tokenises to nothing"),
         ({"layers": [5]}, "out of range"),
         ({"layers": [-4]}, "out of range"),
         ({"layers": []}, "at least one layer"),

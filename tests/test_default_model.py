@@ -152,3 +152,11 @@ def test_named_model_offline_gives_clear_error():
 
 def test_already_built_model_is_returned(default_model):
     assert sl.load_model(default_model) is default_model
+
+
+def test_answer_pairs_share_the_prompt(default_model):
+    pos, neg = sl.answer_pairs(default_model, ["Hi?", "Bye?"], ["No.", "Nope."], ["Yes.", "Yep."])
+    prompt = sl.format_chat(default_model, "Hi?")
+    assert pos[0] == prompt + "No." and neg[0] == prompt + "Yes."
+    with pytest.raises(sl.SteerlensError, match="one per prompt"):
+        sl.answer_pairs(default_model, ["Hi?"], ["No."], ["Yes.", "Yep."])
