@@ -34,8 +34,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check steerlens tests
-	$(VENV)/bin/ruff format --check steerlens tests
+	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check steerlens tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) report build
