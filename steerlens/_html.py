@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,7 @@ h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px s
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
-.figure { margin: 1em 0; min-height: 420px; } pre { background: #f6f6f6; padding: 0.6em; }
+.figure { margin: 1em 0; min-height: 420px; }
 """
 
 
@@ -30,7 +30,6 @@ class Section:
     paragraphs: Sequence[str] = ()
     tables: Sequence[pd.DataFrame] = ()
     figures: Sequence[go.Figure] = ()
-    preformatted: Sequence[str] = field(default_factory=tuple)
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -44,7 +43,6 @@ def render(title: str, sections: Sequence[Section]) -> str:
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")
         body += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
-        body += [f"<pre>{html.escape(p)}</pre>" for p in section.preformatted]
         body += [_table(frame) for frame in section.tables]
         for figure in section.figures:
             n_figure += 1

@@ -261,6 +261,8 @@ def linear_probe(
         ``(vector, table)``: the weight directions fit on the train pairs, and per layer the
         probe's held-out ``accuracy`` and ``auroc``, ``train_accuracy``, ``n_train``, ``n_test``.
     """
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not 0 < C < float("inf"):
+        raise SteerlensError(f"C: expected a positive finite number, got {C!r}")
     pos, neg, layers = _activations(model, positives, negatives, layers, position, site, batch_size)
     train, test = _split(len(pos), test_size, seed)
     rows, directions = {}, {}

@@ -82,6 +82,11 @@ def test_bad_input(tiny_model, positives, negatives, kwargs, message):
         sl.layer_scan(tiny_model, positives, negatives, **{"layers": [1], **kwargs})
 
 
+def test_linear_probe_refuses_bad_regularisation(tiny_model):
+    with pytest.raises(SteerlensError, match="C: expected a positive finite number"):
+        sl.linear_probe(tiny_model, POS, NEG, layers=[1], C=0.0)
+
+
 @pytest.mark.slow
 def test_refusal_scan_beats_random_baseline(default_model):
     from steerlens._refusal import refusal_pairs
