@@ -6,6 +6,9 @@ Importing defines names and does nothing else.
 from . import datasets as datasets
 from ._activations import collect_activations as collect_activations
 from ._activations import project as project
+from ._conflicts import Conflict as Conflict
+from ._conflicts import SteeringConflictWarning as SteeringConflictWarning
+from ._conflicts import find_conflicts as find_conflicts
 from ._contrastive import contrastive_pca as contrastive_pca
 from ._contrastive import mean_difference as mean_difference
 from ._errors import SteerlensError as SteerlensError
