@@ -29,3 +29,7 @@ from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
 __version__ = "0.1.0"
+from ._choices import ChoiceTask as ChoiceTask
+from ._choices import qa_task as qa_task
+from ._helpfulness import Helpfulness as Helpfulness
+from ._helpfulness import helpfulness as helpfulness
