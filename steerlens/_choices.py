@@ -7,7 +7,7 @@ question, so coefficient sweeps stay cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from torch import Tensor
 
 from . import datasets
 from ._errors import SteerlensError
-from ._tokens import check_texts, format_chat, get_tokenizer
+from ._qa_formats import DEFAULT_FORMAT, FORMATS, Format
+from ._tokens import check_texts, get_tokenizer
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,43 +148,6 @@ def _validate(prompts: Any, choice_ids: Any, correct: Any) -> tuple[list[str], T
     return prompts, choice_ids, correct
 
 
-# --- prompt formats --------------------------------------------------------------------------
-# A format turns one question into (prompt, answer strings); the first token of each answer
-# string is its candidate. Measured accuracies of each on the default model: see the docs page.
-Format = Callable[[Any, str, Sequence[str]], tuple[str, list[str]]]
-LETTERS = "ABCDEFGH"
-
-
-def _capitalise(word: str) -> str:
-    return word[:1].upper() + word[1:]
-
-
-def words_format(model: Any, question: str, choices: Sequence[str]) -> tuple[str, list[str]]:
-    """Options listed in the question; the reply starts with the option word (capitalised)."""
-    message = f"{question}\nOptions: {', '.join(choices)}.\nAnswer with one word."
-    return format_chat(model, message), [_capitalise(c) for c in choices]
-
-
-def letters_format(model: Any, question: str, choices: Sequence[str]) -> tuple[str, list[str]]:
-    """Options lettered A, B, C, D; the reply starts with the letter."""
-    listing = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-    message = f"{question}\n{listing}\nAnswer with the letter of the correct option."
-    return format_chat(model, message), list(LETTERS[: len(choices)])
-
-
-def cloze_format(model: Any, question: str, choices: Sequence[str]) -> tuple[str, list[str]]:
-    """The bare question, no options shown; the reply starts with the option word."""
-    return format_chat(model, question), [_capitalise(c) for c in choices]
-
-
-FORMATS: dict[str, Format] = {
-    "words": words_format,
-    "letters": letters_format,
-    "cloze": cloze_format,
-}
-DEFAULT_FORMAT = "words"
-
-
 def _first_token(model: Any, text: str) -> int:
     ids = get_tokenizer(model)(text, add_special_tokens=False)["input_ids"]
     if not ids:
@@ -216,11 +180,21 @@ def qa_task(
 ) -> ChoiceTask:
     """Build a ``ChoiceTask`` from multiple-choice questions.
 
-    Each question becomes one chat prompt ending where the assistant's reply begins; the
-    candidates are the first tokens of the answers the format defines (for ``"words"``, the
-    capitalised option words; for ``"letters"``, ``A``-``D``). The default, ``"words"``, is
-    the format the default model answers best (a 135M model does poorly with letters; see
-    the docs page *Helpfulness* for measured accuracies of each format).
+    Each question becomes one chat prompt ending right before the answer token; the
+    candidates are the first tokens of the answers the format defines. Formats:
+
+    - ``"fewshot"`` (default): three worked examples as earlier chat turns, then the bare
+      question; the reply is prefilled with ``Answer:`` and the candidates are the option
+      words after a space. The default model answers it best.
+    - ``"answer"``: the same without the examples (shorter prompts, cheaper sweeps).
+    - ``"cloze"``: the bare question; the reply starts with the capitalised option word.
+    - ``"words"``: options listed in the question; the reply starts with the option word.
+    - ``"letters"``: options lettered A-D; the reply starts with the letter.
+
+    The 135M default model is at chance with letters and copies the first listed option
+    when options are shown, so the formats that score best show no options: the answer is
+    read as which of the four option words the model would say. Measured accuracies of
+    every format are on the docs page *Helpfulness*.
 
     Args:
         model: a TransformerLens model with a chat template.
@@ -228,8 +202,8 @@ def qa_task(
             with columns ``question``, ``choices`` (list of strings), ``answer`` (index),
             and optionally ``id`` and ``topic``.
         n: use ``n`` questions spread evenly over the set (default: all).
-        prompt_format: ``"words"``, ``"letters"``, ``"cloze"``, or a callable
-            ``(model, question, choices) -> (prompt, answer strings)``.
+        prompt_format: ``"fewshot"``, ``"answer"``, ``"cloze"``, ``"words"``, ``"letters"``,
+            or a callable ``(model, question, choices) -> (prompt, answer strings)``.
 
     Returns:
         The task (first tokens must be distinct within each question, else a clear error).
@@ -260,6 +234,11 @@ def qa_task(
             )
         options = [str(o) for o in options]
         prompt, answers = build(model, str(record["question"]), options)
+        if isinstance(answers, str) or len(answers) != len(options):
+            raise SteerlensError(
+                f"prompt_format: returned {answers!r} for the {len(options)} options of "
+                f"question {name!r}; expected one answer string per option"
+            )
         tokens = [_first_token(model, a) for a in answers]
         if len(set(tokens)) != len(tokens):
             pieces = [get_tokenizer(model).decode([t]) for t in tokens]

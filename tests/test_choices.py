@@ -15,7 +15,8 @@ from jaxtyping import TypeCheckError
 
 import steerlens as sl
 from steerlens import SteerlensError
-from steerlens._choices import FORMATS, _validate
+from steerlens._choices import _validate
+from steerlens._qa_formats import FORMATS, SHOTS
 
 BAD_SHAPE = (SteerlensError, TypeCheckError)  # the test run's beartype sees shapes first
 
@@ -62,7 +63,12 @@ def test_every_format_has_distinct_first_tokens_on_the_shipped_set(tiny_model, p
     frame = sl.datasets.load("qa")
     assert len(task) == len(frame) and task.n_choices == 4
     assert task.ids == list(frame["id"]) and torch.equal(task.correct, torch.tensor(frame.answer))
-    assert all(p.endswith("<|im_start|>assistant\n") for p in task.prompts)
+    assert all(p.endswith(("<|im_start|>assistant\n", "Answer:")) for p in task.prompts)
+
+
+def test_fewshot_examples_are_not_in_the_shipped_set():
+    questions = set(sl.datasets.load("qa")["question"])
+    assert not questions & {question for question, _ in SHOTS}
 
 
 # --- ChoiceTask -------------------------------------------------------------------------------
@@ -148,14 +154,21 @@ def test_validate_names_the_argument():
 
 # --- qa_task ----------------------------------------------------------------------------------
 def test_qa_task_from_a_frame(tiny_model, tokenizer):
-    task = sl.qa_task(tiny_model, _frame())
+    task = sl.qa_task(tiny_model, _frame())  # default: few-shot, "Answer:" then " word"
     assert task.ids == ["q1", "q2", "q3"] and task.topics == ["everyday", "animals", "arithmetic"]
     assert task.correct.tolist() == [1, 2, 0]
-    assert task.prompts[0] == sl.format_chat(
+    assert task.prompts[0].endswith(
+        sl.format_chat(tiny_model, "What colour is snow?").split("<|im_end|>\n", 1)[1] + "Answer:"
+    )
+    assert task.prompts[0].count("Answer: ") == len(SHOTS)
+    expected = [[_first_token(tokenizer, " " + w) for w in row] for row in _frame().choices]
+    assert task.choice_ids.tolist() == expected
+    words = sl.qa_task(tiny_model, _frame(), prompt_format="words")
+    assert words.prompts[0] == sl.format_chat(
         tiny_model, "What colour is snow?\nOptions: red, white, green, blue.\nAnswer with one word."
     )
-    expected = [[_first_token(tokenizer, w.capitalize()) for w in row] for row in _frame().choices]
-    assert task.choice_ids.tolist() == expected
+    capitalised = [[_first_token(tokenizer, w.capitalize()) for w in r] for r in _frame().choices]
+    assert words.choice_ids.tolist() == capitalised
     letters = sl.qa_task(tiny_model, _frame(), prompt_format="letters")
     assert letters.choice_ids.tolist() == [[_first_token(tokenizer, x) for x in "ABCD"]] * 3
     assert "\nB. white\n" in letters.prompts[0]
@@ -189,7 +202,7 @@ def test_qa_task_errors(tiny_model):
     with pytest.raises(SteerlensError, match="missing"):
         sl.qa_task(tiny_model, _frame().drop(columns="answer"))
     same_start = _frame()
-    same_start.at[0, "choices"] = ["red", "reddish", "green", "blue"]
+    same_start.at[0, "choices"] = ["red", "white", "blue", "blue-green"]
     with pytest.raises(SteerlensError, match="not distinct"):
         sl.qa_task(tiny_model, same_start)
     ragged = _frame()
@@ -202,6 +215,8 @@ def test_qa_task_errors(tiny_model):
         sl.qa_task(tiny_model, out_of_range)
     with pytest.raises(SteerlensError, match="no rows"):
         sl.qa_task(tiny_model, _frame().iloc[:0])
+    with pytest.raises(SteerlensError, match="one answer string per option"):
+        sl.qa_task(tiny_model, _frame(), prompt_format=lambda model, q, c: (q, c[:2]))
 
 
 # --- helpfulness ------------------------------------------------------------------------------
@@ -253,3 +268,37 @@ def test_helpfulness_errors(tiny_model):
         sl.helpfulness(tiny_model, 42)
     with pytest.raises(SteerlensError, match="batch_size"):
         sl.helpfulness(tiny_model, _frame(), batch_size=0)
+
+
+# --- the default model (integration) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def default_helpfulness(default_model):
+    return sl.helpfulness(default_model)
+
+
+@pytest.mark.slow
+def test_default_model_answers_the_shipped_set_well_above_chance(default_helpfulness):
+    assert len(default_helpfulness.table) == len(sl.datasets.load("qa"))
+    assert default_helpfulness.accuracy > 0.5 and default_helpfulness.p_correct > 0.4
+
+
+@pytest.mark.slow
+def test_default_model_p_correct_matches_the_hf_model(default_model):
+    task = sl.qa_task(default_model, n=4)
+    result = sl.helpfulness(default_model, task)
+    expected = _reference_probabilities(default_model, task)
+    torch.testing.assert_close(result.probabilities.double(), expected, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_large_random_vector_pulls_p_correct_to_chance(default_model, default_helpfulness):
+    task = sl.qa_task(default_model, n=40)
+    base = default_helpfulness.table.set_index("id").loc[task.ids, "p_correct"].mean()
+    layer = 10
+    scale = sl.collect_activations(default_model, task.prompts[:8], layer).norm(dim=-1).mean()
+    direction = torch.randn(default_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    vector = sl.SteeringVector({layer: direction / direction.norm()})
+    with sl.steer(default_model, sl.add(vector, coeff=float(20 * scale))):
+        steered = sl.helpfulness(default_model, task)
+    assert steered.p_correct < base - 0.1
+    assert abs(steered.p_correct - 0.25) < abs(base - 0.25) / 2
