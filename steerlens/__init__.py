@@ -25,4 +25,10 @@ from ._tokens import answer_pairs as answer_pairs
 from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
+# isort: split
+# one-shot optimised steering (issue 4)
+from ._oneshot import optimize_one_shot as optimize_one_shot
+from ._optimizer import OneShotResult as OneShotResult
+from ._reentrant import reentrant as reentrant
+
 __version__ = "0.1.0"
