@@ -27,6 +27,9 @@ from ._vectors import SteeringVector as SteeringVector
 
 # isort: split
 # one-shot optimised steering (issue 4)
+from ._completions import TransferReport as TransferReport
+from ._completions import completion_logprob as completion_logprob
+from ._completions import transfer_report as transfer_report
 from ._oneshot import optimize_one_shot as optimize_one_shot
 from ._optimizer import OneShotResult as OneShotResult
 from ._reentrant import reentrant as reentrant
