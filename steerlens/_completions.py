@@ -147,6 +147,25 @@ def _intervention(vector: Any, coeff: float | None, clamp_value: float | None) -
     return add(vector, coeff=1.0 if coeff is None else check_number("coeff", coeff))
 
 
+def _reuse(
+    baseline: TransferReport, prompts: list[str], target: str, chat: bool, max_new_tokens: int
+) -> tuple[Tensor, list[str]]:
+    """The unsteered columns of ``baseline``, if it measured the same thing."""
+    if not isinstance(baseline, TransferReport):
+        raise SteerlensError(f"baseline: expected a TransferReport, got {type(baseline).__name__}")
+    same = {"target": target, "chat": chat, "max_new_tokens": max_new_tokens}
+    differ = {k: baseline.summary.get(k) for k, v in same.items() if baseline.summary.get(k) != v}
+    if list(baseline.table["prompt"]) != prompts:
+        differ["prompts"] = "a different list"
+    if differ:
+        raise SteerlensError(
+            f"baseline: measured with other settings {differ}; expected {same} and the same prompts"
+        )
+    table = baseline.table
+    unsteered = torch.tensor(table["logprob_unsteered"].to_numpy()).float()
+    return unsteered, list(table["completion_unsteered"])
+
+
 def transfer_report(
     model: Any,
     vector: SteeringVector | OneShotResult | Intervention,
@@ -158,6 +177,7 @@ def transfer_report(
     chat: bool = True,
     max_new_tokens: int = 24,
     batch_size: int = 16,
+    baseline: TransferReport | None = None,
     progress: bool | None = None,
 ) -> TransferReport:
     """Does a steering vector carry a target completion over to other prompts?
@@ -180,6 +200,8 @@ def transfer_report(
         chat: apply the chat template.
         max_new_tokens: greedy tokens generated per prompt.
         batch_size: prompts per forward pass / generation batch.
+        baseline: an earlier report on the same prompts, target and settings whose
+            unsteered columns are reused (halves the work when comparing vectors).
         progress: show progress bars.
 
     Returns:
@@ -206,7 +228,10 @@ def transfer_report(
             replies += out
         return logprob, replies
 
-    base_lp, base_out = measure()
+    if baseline is None:
+        base_lp, base_out = measure()
+    else:
+        base_lp, base_out = _reuse(baseline, prompts, target, chat, max_new_tokens)
     with steer(model, intervention):
         steered_lp, steered_out = measure()
     wanted = target.strip().lower()
@@ -218,6 +243,8 @@ def transfer_report(
         "n_prompts": len(prompts),
         "intervention": repr(intervention),
         "target": target,
+        "chat": chat,
+        "max_new_tokens": max_new_tokens,
         "mean_logprob_change": float((steered_lp - base_lp).mean()),
         "fraction_logprob_up": float((steered_lp > base_lp).float().mean()),
     }

@@ -173,7 +173,7 @@ def optimize_one_shot(
         {layer: vector},
         method=f"one_shot_{kind}",
         model_name=model_name(model),
-        position=str(rule),
+        position=str(rule_label(positions)),
         params=settings,
         data_hash=data_hash(prompts, promoted, suppressed),
     )

@@ -158,7 +158,7 @@ def reentrant(
         {later: vector},
         method="one_shot_reentrant",
         model_name=model_name(model),
-        position=str(rule),
+        position=str(rule_label(positions)),
         params=settings,
         data_hash=data_hash(prompts, completions),
     )

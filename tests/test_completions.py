@@ -106,3 +106,25 @@ def test_transfer_report_bad_input(tiny_model, kwargs, match):
         sl.transfer_report(
             tiny_model, args.pop("vector"), PROMPTS, args.pop("target"), chat=False, **args
         )
+
+
+def test_baseline_reuse_gives_the_same_report(tiny_model):
+    first = sl.SteeringVector({1: torch.randn(64, generator=torch.Generator().manual_seed(4))})
+    second = sl.SteeringVector({2: torch.randn(64, generator=torch.Generator().manual_seed(5))})
+    kwargs = dict(chat=False, max_new_tokens=3)
+    base = sl.transfer_report(tiny_model, first, PROMPTS, " a", **kwargs)
+    fresh = sl.transfer_report(tiny_model, second, PROMPTS, " a", **kwargs)
+    reused = sl.transfer_report(tiny_model, second, PROMPTS, " a", baseline=base, **kwargs)
+    assert reused.table.drop(columns="logprob_unsteered").equals(
+        fresh.table.drop(columns="logprob_unsteered")
+    )
+    torch.testing.assert_close(
+        torch.tensor(reused.table["logprob_unsteered"].values),
+        torch.tensor(fresh.table["logprob_unsteered"].values),
+    )
+    with pytest.raises(SteerlensError, match="baseline.*max_new_tokens"):
+        sl.transfer_report(
+            tiny_model, second, PROMPTS, " a", chat=False, max_new_tokens=4, baseline=base
+        )
+    with pytest.raises(SteerlensError, match="baseline.*prompts"):
+        sl.transfer_report(tiny_model, second, PROMPTS[:2], " a", baseline=base, **kwargs)
