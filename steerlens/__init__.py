@@ -31,6 +31,8 @@ from ._completions import TransferReport as TransferReport
 from ._completions import completion_logprob as completion_logprob
 from ._completions import transfer_report as transfer_report
 from ._oneshot import optimize_one_shot as optimize_one_shot
+from ._oneshot_study import OneShotStudy as OneShotStudy
+from ._oneshot_study import one_shot_refusal_study as one_shot_refusal_study
 from ._optimizer import OneShotResult as OneShotResult
 from ._reentrant import reentrant as reentrant
 
