@@ -69,7 +69,7 @@ def reentrant(
     later_layer: int,
     over: str = "completion",
     lr: float = 0.1,
-    max_iters: int = 30,
+    max_iters: int = 50,
     max_norm: float | None = None,
     target_loss: float | None = None,
     tolerance: float | None = 1e-6,
