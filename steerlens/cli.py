@@ -22,7 +22,15 @@ from ._html import Section, write
 from ._report_refusal import refusal_stage
 
 Stage = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Section]]]
-STAGES: list[tuple[str, Stage]] = [("refusal", refusal_stage)]
+
+
+def one_shot_stage(context: dict[str, Any]) -> tuple[dict[str, Any], list[Section]]:
+    """One-shot promotion vectors from single prompts, their transfer and cosines."""
+    study = sl.one_shot_refusal_study(context["model"], quick=context["args"].quick)
+    return study.to_dict(), study.sections()
+
+
+STAGES: list[tuple[str, Stage]] = [("refusal", refusal_stage), ("one_shot", one_shot_stage)]
 
 
 def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]:

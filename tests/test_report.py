@@ -32,9 +32,11 @@ def test_refusal_classifier(reply, expected):
 
 def test_quick_report(tmp_path):
     cli.main(["report", "--quick", "--out", str(tmp_path)])
-    result = json.loads((tmp_path / "report.json").read_text())
-    assert result["quick"] is True and result["seconds"] > 0
-    result = result["refusal"]
+    everything = json.loads((tmp_path / "report.json").read_text())
+    assert everything["quick"] is True and everything["seconds"] > 0
+    one_shot = everything["one_shot"]["summary"]
+    assert 0.0 <= one_shot["median_refusal_add"] <= one_shot["best_refusal_add"] <= 1.0
+    result = everything["refusal"]
     assert result["n_held_out"] == 6 and result["steer_layer"] == 17
     assert set(result["refusal_rate"]) == {"0.0", "0.8"}
     assert all(0.0 <= r <= 1.0 for r in result["refusal_rate"].values())
@@ -43,6 +45,6 @@ def test_quick_report(tmp_path):
     require_chromium()
     check = check_page(tmp_path / "report.html", tmp_path / "report.png")
     assert check.errors == []
-    assert check.figures == 4 and check.rendered == 4
+    assert check.figures >= 4 and check.rendered == check.figures
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "report.png", ARTIFACTS / "report.png")
