@@ -6,6 +6,9 @@ Importing defines names and does nothing else.
 from . import datasets as datasets
 from ._activations import collect_activations as collect_activations
 from ._activations import project as project
+from ._conflicts import Conflict as Conflict
+from ._conflicts import SteeringConflictWarning as SteeringConflictWarning
+from ._conflicts import find_conflicts as find_conflicts
 from ._contrastive import contrastive_pca as contrastive_pca
 from ._contrastive import mean_difference as mean_difference
 from ._errors import SteerlensError as SteerlensError
@@ -26,6 +29,10 @@ from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
 __version__ = "0.1.0"
+from ._choices import ChoiceTask as ChoiceTask
+from ._choices import qa_task as qa_task
+from ._helpfulness import Helpfulness as Helpfulness
+from ._helpfulness import helpfulness as helpfulness
 from ._values import value_entanglement as value_entanglement
 from ._values_ratings import RatingPrompt as RatingPrompt
 from ._values_ratings import value_ratings as value_ratings

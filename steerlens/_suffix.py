@@ -36,12 +36,16 @@ class Prefix:
         mask: ``[batch, pos]``, real (non-pad) tokens of the left-padded batch.
         block_args: per block from ``layer`` on, its positional arguments after the
             residual and its keyword arguments, as the model passed them.
+        final: ``[batch, pos, d_model]``, the unsteered final normalised residual of the
+            prefix pass (what ``run_suffix(model, prefix, prefix.resid)`` returns), so an
+            unsteered baseline costs no extra pass.
     """
 
     layer: int
     resid: Float[Tensor, "batch pos d_model"]
     mask: Bool[Tensor, "batch pos"]
     block_args: tuple[tuple[tuple, dict], ...]
+    final: Float[Tensor, "batch pos d_model"]
 
     @property
     def absolute(self) -> Int[Tensor, "batch pos"]:
@@ -65,6 +69,7 @@ class Prefix:
             self.resid.repeat(times, 1, 1),
             self.mask.repeat(times, 1),
             tuple((rep(a), {k: rep(v) for k, v in kw.items()}) for a, kw in self.block_args),
+            self.final.repeat(times, 1, 1),
         )
 
 
@@ -87,10 +92,12 @@ def compute_prefix(
 
         return hook
 
+    final: list[Tensor] = []
     handles = [
         blocks[i].register_forward_pre_hook(record(i), with_kwargs=True)
         for i in range(layer, len(blocks))
     ]
+    handles.append(model.ln_final.register_forward_hook(lambda _m, _i, out: final.append(out)))
     device = getattr(model.cfg, "device", None) or "cpu"
     try:
         with torch.no_grad():
@@ -115,7 +122,11 @@ def compute_prefix(
         else:
             kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
         block_args.append((args, kwargs))
-    return Prefix(layer, resid.detach(), mask.to(resid.device), tuple(block_args))
+    if len(final) != 1 or final[0].shape != resid.shape:
+        raise SteerlensError("model: could not read the final normalised residual (ln_final)")
+    return Prefix(
+        layer, resid.detach(), mask.to(resid.device), tuple(block_args), final[0].detach()
+    )
 
 
 def run_suffix(

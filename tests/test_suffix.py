@@ -26,6 +26,8 @@ def test_suffix_matches_full_forward(tiny_model, layer):
         replayed = unembed(tiny_model, run_suffix(tiny_model, prefix, prefix.resid))
     real = mask.bool()
     torch.testing.assert_close(replayed[real], full[real], atol=1e-4, rtol=1e-4)
+    baseline = unembed(tiny_model, prefix.final)
+    torch.testing.assert_close(baseline[real], full[real], atol=1e-4, rtol=1e-4)
 
 
 def test_suffix_with_addition_matches_steer(tiny_model):
