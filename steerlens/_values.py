@@ -18,7 +18,7 @@ from ._errors import SteerlensError
 from ._hooks import check_model, normalise_layers
 from ._interventions import Intervention, ablate, steer
 from ._values_data import SETS, check_dimensions, load_stimuli, subsample
-from ._values_ratings import RatingPrompt, resolve_prompts, value_ratings
+from ._values_ratings import RatingPrompt, rating_tables, resolve_prompts
 from ._values_repair import helpfulness_under, moral_vectors, neutral_kl
 from ._values_report import ValueEntanglement
 from ._values_repr import (
@@ -130,7 +130,7 @@ def value_entanglement(
        positions) at ``ablate_layers`` (``after``), and with only its part orthogonal to the
        grammatical and economic directions ablated (``after_selective``).
     5. **Side effects**: moral / grammar / economic discrimination, helpfulness on the shipped
-       multiple-choice questions (when ``sl.helpfulness`` is available), KL on neutral text.
+       multiple-choice questions (``sl.helpfulness``), KL on neutral text.
 
     Args:
         model: a TransformerLens model with a chat template.
@@ -144,7 +144,8 @@ def value_entanglement(
         position: how an item's residual is pooled (``"mean"`` without BOS, ``"last"``, ...).
         prompts: replacement ``sl.RatingPrompt`` per dimension.
         max_frames: at most this many frames per set (seeded subsample; quick runs).
-        helpfulness: measure helpfulness before/after (needs ``sl.helpfulness``).
+        helpfulness: measure helpfulness (``sl.helpfulness`` on the shipped ``qa`` set)
+            before and after each ablation.
         n_questions: number of QA questions for helpfulness (default: all).
         n_boot: bootstrap draws for the CIs.
         k_folds: folds (by frame) for the held-out projections.
@@ -190,27 +191,16 @@ def value_entanglement(
     stages.update()
 
     tick = time.perf_counter()
-    rate = {
-        "stimuli": items,
-        "dimensions": dimensions,
-        "prompts": chosen_prompts,
-        "batch_size": batch_size,
-        "progress": inner,
-    }
-    ratings = {"before": value_ratings(model, **rate)}
-    for condition, intervention in interventions.items():
-        with steer(model, intervention):
-            ratings[condition] = value_ratings(model, **rate)
+    ratings = rating_tables(model, items, chosen_prompts, interventions, batch_size, inner)
     effects = value_leakage(ratings, n_boot=n_boot, seed=seed)
     seconds["ratings"] = time.perf_counter() - tick
     stages.update()
 
     tick = time.perf_counter()
     kl = neutral_kl(model, interventions)
-    helpful: dict[str, Any] = {}
-    if helpfulness:
-        for condition, intervention in {"before": None, **interventions}.items():
-            helpful[condition] = helpfulness_under(model, intervention, n_questions, batch_size)
+    helpful = (
+        helpfulness_under(model, interventions, n_questions, batch_size) if helpfulness else {}
+    )
     side_effects = _side_effects(effects, kl, helpful)
     seconds["side_effects"] = time.perf_counter() - tick
     stages.update()
@@ -252,7 +242,7 @@ def value_entanglement(
         "position": position,
         "prompts": {name: vars(prompt) for name, prompt in chosen_prompts.items()},
         "max_frames": max_frames,
-        "helpfulness": bool(helpfulness) and any(v is not None for v in helpful.values()),
+        "helpfulness": bool(helpfulness),
         "n_questions": n_questions,
         "n_boot": n_boot,
         "k_folds": k_folds,

@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ._errors import SteerlensError
+from ._interventions import Intervention, steer
 from ._readout import next_token_logits, single_token_id
-from ._tokens import format_chat
+from ._suffix import compute_prefix, run_suffix, unembed
+from ._tokens import check_texts, encode, format_chat, left_pad
 from ._values_data import DIMENSIONS, SETS, check_dimensions, load_stimuli, subsample
 
 
@@ -123,6 +126,58 @@ def rate(
     return rating.numpy(), mass.numpy()
 
 
+def rate_conditions(
+    model: Any,
+    texts: Sequence[str],
+    prompt: RatingPrompt,
+    interventions: Mapping[str, Intervention],
+    *,
+    batch_size: int = 16,
+    progress: bool | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``rate`` unsteered (``"before"``) and under each intervention, sharing the blocks
+    before the first intervened layer.
+
+    Per batch, one forward pass records the residual entering block ``l0`` (the lowest layer
+    any intervention touches) and the unsteered final residual (``_suffix.compute_prefix``);
+    each intervention then re-runs only blocks ``l0..L-1`` inside ``sl.steer``. Every row
+    gives the same ratings as a full forward under the intervention (tested).
+
+    Returns:
+        ``{"before": (rating, mass), name: (rating, mass), ...}``, arrays ``[n]``.
+    """
+    positive, negative = prompt.answer_ids(model)
+    prompts = check_texts([prompt.render(model, text) for text in texts])
+    first = min(min(i.layers) for i in interventions.values()) if interventions else 0
+    encoded = [encode(model, text) for text in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    names = ["before", *interventions]
+    logits = {name: torch.empty(len(prompts), 2, dtype=torch.float64) for name in names}
+    totals = {name: torch.empty(len(prompts), dtype=torch.float64) for name in names}
+    show = progress if progress is not None else len(batches) > 1
+    for batch in tqdm(batches, desc="ratings", disable=not show):
+        tokens, mask = left_pad(model, [encoded[i] for i in batch])
+        with torch.no_grad():
+            prefix = compute_prefix(model, tokens, mask, first)
+            finals = {"before": prefix.final[:, -1:]}
+            for name, intervention in interventions.items():
+                with steer(model, intervention):
+                    finals[name] = run_suffix(model, prefix, prefix.resid)[:, -1:]
+            for name, final in finals.items():
+                row = torch.log_softmax(unembed(model, final)[:, 0].double(), dim=-1)
+                logits[name][batch] = row[:, [positive, negative]].cpu()
+                totals[name][batch] = row[:, [positive, negative]].exp().sum(-1).cpu()
+    out = {}
+    for name in names:
+        pair = logits[name]
+        if not bool(torch.isfinite(pair).all()):
+            raise SteerlensError(f"model: produced NaN or inf logits ({name})")
+        rating = torch.tanh((pair[:, 0] - pair[:, 1]) / 2)
+        out[name] = (rating.numpy(), totals[name].numpy())
+    return out
+
+
 def value_ratings(
     model: Any,
     stimuli: Any = None,
@@ -165,31 +220,57 @@ def value_ratings(
     """
     dimensions = check_dimensions(dimensions)
     items = subsample(load_stimuli(stimuli, dimensions), max_frames, seed)
-    chosen = resolve_prompts(prompts)
-    tables = []
+    return rating_tables(model, items, resolve_prompts(prompts), {}, batch_size, progress)["before"]
+
+
+def rating_tables(
+    model: Any,
+    items: pd.DataFrame,
+    prompts: Mapping[str, RatingPrompt],
+    interventions: Mapping[str, Intervention],
+    batch_size: int,
+    progress: bool | None,
+) -> dict[str, pd.DataFrame]:
+    """The ``value_ratings`` table of validated ``items``, unsteered (``"before"``) and under
+    each intervention (sharing the blocks below the first intervened layer)."""
+    tables: dict[str, list[pd.DataFrame]] = {}
     for set_name in dict.fromkeys(items["set"]):
         part = items[items["set"] == set_name]
         target = SETS[set_name]
         for dimension in (target, "moral"):
-            rating, mass = rate(
-                model,
-                list(part["text"]),
-                chosen[dimension],
-                batch_size=batch_size,
-                progress=progress,
-            )
-            tables.append(
-                pd.DataFrame(
-                    {
-                        "id": part["id"].to_numpy(),
-                        "set": set_name,
-                        "frame": part["frame"].to_numpy(),
-                        "moral": part["moral"].to_numpy(),
-                        "target": part[target].to_numpy(),
-                        "dimension": dimension,
-                        "rating": rating,
-                        "mass": mass,
-                    }
+            texts = list(part["text"])
+            if interventions:
+                results = rate_conditions(
+                    model,
+                    texts,
+                    prompts[dimension],
+                    interventions,
+                    batch_size=batch_size,
+                    progress=progress,
                 )
-            )
-    return pd.concat(tables, ignore_index=True)
+            else:
+                results = {
+                    "before": rate(
+                        model,
+                        texts,
+                        prompts[dimension],
+                        batch_size=batch_size,
+                        progress=progress,
+                    )
+                }
+            for name, (rating, mass) in results.items():
+                tables.setdefault(name, []).append(
+                    pd.DataFrame(
+                        {
+                            "id": part["id"].to_numpy(),
+                            "set": set_name,
+                            "frame": part["frame"].to_numpy(),
+                            "moral": part["moral"].to_numpy(),
+                            "target": part[target].to_numpy(),
+                            "dimension": dimension,
+                            "rating": rating,
+                            "mass": mass,
+                        }
+                    )
+                )
+    return {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}

@@ -9,8 +9,8 @@ Two ablation directions per layer ``l`` (rank 1, all positions, ``resid_pre``):
 
 Side effects measured by the report: the model's own moral discrimination and its grammar /
 economic discrimination (from the ratings), helpfulness on the shipped multiple-choice
-questions (``sl.helpfulness``), and the KL divergence of next-token distributions on neutral
-text, ``mean over tokens of KL(p_unablated || p_ablated)``.
+questions (``sl.helpfulness``, Wolf et al.'s h = P(correct)), and the KL divergence of
+next-token distributions on neutral text, ``mean over tokens of KL(p_unablated || p_ablated)``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ._choices import qa_task
 from ._errors import SteerlensError
 from ._forward import run
+from ._helpfulness import helpfulness
 from ._hooks import model_name
 from ._interventions import Intervention, steer
 from ._tokens import check_texts, encode, left_pad
@@ -148,19 +150,20 @@ def neutral_kl(
 
 
 def helpfulness_under(
-    model: Any, intervention: Intervention | None, n_questions: int | None, batch_size: int
-) -> dict[str, float] | None:
-    """``{"p_correct", "accuracy"}`` on the shipped QA set under ``intervention``, or
-    ``None`` when this steerlens has no helpfulness module (``sl.helpfulness``)."""
-    try:
-        from ._choices import qa_task  # type: ignore[attr-defined]
-        from ._helpfulness import helpfulness  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    model: Any,
+    interventions: Mapping[str, Intervention],
+    n_questions: int | None,
+    batch_size: int,
+) -> dict[str, dict[str, float]]:
+    """``{"p_correct", "accuracy"}`` of ``sl.helpfulness`` on the shipped QA set, unsteered
+    (``"before"``) and under each intervention (the same questions each time)."""
     task = qa_task(model, n=n_questions)
-    if intervention is None:
-        result = helpfulness(model, task, batch_size=batch_size, progress=False)
-    else:
-        with steer(model, intervention):
+    out = {}
+    for name, intervention in {"before": None, **interventions}.items():
+        if intervention is None:
             result = helpfulness(model, task, batch_size=batch_size, progress=False)
-    return {"p_correct": result.p_correct, "accuracy": result.accuracy}
+        else:
+            with steer(model, intervention):
+                result = helpfulness(model, task, batch_size=batch_size, progress=False)
+        out[name] = {"p_correct": result.p_correct, "accuracy": result.accuracy}
+    return out

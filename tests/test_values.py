@@ -16,7 +16,7 @@ from steerlens import SteerlensError
 from steerlens._tokens import encode
 from steerlens._values import choose_ablate_layers
 from steerlens._values_data import load_stimuli
-from steerlens._values_ratings import DEFAULT_PROMPTS, rate, resolve_prompts
+from steerlens._values_ratings import DEFAULT_PROMPTS, rate, rate_conditions, resolve_prompts
 from steerlens._values_repair import moral_vectors, neutral_kl
 from steerlens._values_repr import attribute_directions, item_activations
 
@@ -57,6 +57,26 @@ def test_rating_matches_hf_logits(tiny_model):
         expected = (probs[positive] - probs[negative]) / (probs[positive] + probs[negative])
         assert rating[i] == pytest.approx(float(expected), abs=1e-5)
         assert mass[i] == pytest.approx(float(probs[positive] + probs[negative]), rel=1e-4)
+
+
+def test_shared_prefix_ratings_equal_full_forwards(tiny_model):
+    """Ratings that share the blocks below the first ablated layer equal full steered runs."""
+    texts = [
+        f"The{s} helped the dog{'' if i % 2 else ' very early today'}."
+        for i, s in enumerate([" boy", " girl", " man", " woman", " king"])
+    ]
+    torch.manual_seed(5)
+    vector = sl.SteeringVector({layer: torch.randn(64) for layer in (1, 2)})
+    interventions = {"a": sl.ablate(vector), "b": sl.add(vector, 3.0, layers=[2])}
+    prompt = DEFAULT_PROMPTS["moral"]
+    got = rate_conditions(tiny_model, texts, prompt, interventions, batch_size=2)
+    np.testing.assert_allclose(got["before"][0], rate(tiny_model, texts, prompt)[0], atol=1e-6)
+    for name, intervention in interventions.items():
+        with sl.steer(tiny_model, intervention):
+            rating, mass = rate(tiny_model, texts, prompt)
+        np.testing.assert_allclose(got[name][0], rating, atol=1e-5)
+        np.testing.assert_allclose(got[name][1], mass, rtol=1e-4)
+        assert np.abs(got[name][0] - got["before"][0]).max() > 1e-4
 
 
 def test_prompt_rendering(tiny_model):
@@ -291,10 +311,14 @@ def test_one_dimension_and_chosen_layers(planted):
         layers=[0, 2],
         ablate_layers=[2],
         prompts=PROMPTS,
-        helpfulness=False,
+        n_questions=8,
         n_boot=200,
         progress=False,
     )
+    reference = sl.helpfulness(planted, sl.qa_task(planted, n=8))
+    helpful = ent.side_effects.loc["helpfulness p_correct"]
+    assert helpful["before"] == pytest.approx(reference.p_correct)
+    assert set(helpful.dropna().index) == {"before", "after", "after_selective"}
     assert list(ent.leakage.index) == ["grammar"] and list(ent.cosines.index) == [0, 2]
     assert list(ent.cosines.columns) == ["moral·grammar"]
     assert ent.vectors["plain"].layers == [2] and ent.figure_layer == 2
