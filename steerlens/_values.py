@@ -34,6 +34,16 @@ from ._vectors import SteeringVector, data_hash
 
 CONDITIONS = {"after": "plain", "after_selective": "selective"}
 AUTO_AUROC = 0.75
+# settings for `steerlens report` (a third of the frames, within its time budget) and for
+# `steerlens report --quick` / the integration test; value_entanglement's defaults use all items
+REPORT_SETTINGS = {"max_frames": 16, "n_questions": 60}
+QUICK_SETTINGS = {
+    "max_frames": 4,
+    "layers": [0, 4, 8, 12, 16, 20, 24, 29],
+    "k_folds": 2,
+    "n_questions": 12,
+    "n_boot": 500,
+}
 
 
 def choose_ablate_layers(
@@ -67,6 +77,13 @@ def choose_ablate_layers(
             f"ablate_layers: {chosen} must be a non-empty subset of the analysed layers {layers}"
         )
     return sorted(set(chosen)), "chosen by the caller"
+
+
+def _check_counts(**counts: tuple[Any, int]) -> None:
+    """Refuse non-integers and integers below their minimum, before any model work."""
+    for name, (value, minimum) in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise SteerlensError(f"{name}: expected an int >= {minimum}, got {value!r}")
 
 
 def _side_effects(
@@ -163,6 +180,9 @@ def value_entanglement(
         >>> ent.leakage_figure()
     """
     check_model(model)
+    _check_counts(n_boot=(n_boot, 100), k_folds=(k_folds, 2), batch_size=(batch_size, 1))
+    if n_questions is not None:
+        _check_counts(n_questions=(n_questions, 1))
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     dimensions = check_dimensions(dimensions)
@@ -170,7 +190,7 @@ def value_entanglement(
     layers = normalise_layers(model, layers)
     chosen_prompts = resolve_prompts(prompts)
     stages = tqdm(total=5, desc="value entanglement", unit="stage", disable=not progress)
-    inner = False if not progress else None
+    inner = False  # one bar over the stages; the stages' own bars would nest
 
     tick = time.perf_counter()
     acts = item_activations(
@@ -183,7 +203,7 @@ def value_entanglement(
     )
     chosen, rule = choose_ablate_layers(ablate_layers, auroc, layers)
     hashed = data_hash(list(items["id"]), list(items["text"]))
-    vectors = moral_vectors(directions, layers, chosen, model, hashed)
+    vectors = moral_vectors(directions, layers, chosen, model, hashed, position)
     interventions: dict[str, Intervention] = {
         condition: ablate(vectors[variant]) for condition, variant in CONDITIONS.items()
     }

@@ -76,6 +76,7 @@ def moral_vectors(
     ablate_layers: Sequence[int],
     model: Any,
     data_hash: str | None = None,
+    position: str = "mean",
 ) -> dict[str, SteeringVector]:
     """``{"plain": ..., "selective": ...}`` moral directions at ``ablate_layers``.
 
@@ -85,6 +86,7 @@ def moral_vectors(
         ablate_layers: where the vectors live (a subset of ``layers``).
         model: the model (for the name in the vectors' metadata).
         data_hash: hash of the stimuli, kept in the vectors.
+        position: how the item residuals were pooled, kept in the vectors.
     """
     missing = [layer for layer in ablate_layers if layer not in layers]
     if missing or not ablate_layers:
@@ -100,7 +102,7 @@ def moral_vectors(
         basis, _ = torch.linalg.qr(torch.stack([directions[n][row].double() for n in others]).T)
         plain[layer] = moral.float()
         selective[layer] = (moral - basis @ (basis.T @ moral)).float()
-    meta = {"model_name": model_name(model), "data_hash": data_hash, "position": "mean"}
+    meta = {"model_name": model_name(model), "data_hash": data_hash, "position": str(position)}
     return {
         "plain": SteeringVector(
             plain, method="value_moral_direction", params={"variant": "plain"}, **meta

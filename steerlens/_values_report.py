@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ._html import Section
 from ._values_data import SETS
 from ._values_plots import auroc_figure, cosine_figure, leakage_figure, projection_figure
 from ._vectors import SteeringVector
@@ -119,6 +120,69 @@ class ValueEntanglement:
             "auroc": self.auroc_figure(),
             "projections": self.projection_figure(),
         }
+
+    # --- report ---------------------------------------------------------------------------
+    def sections(self) -> list[Section]:
+        """Sections for steerlens' HTML report (text generated from the measured numbers)."""
+
+        def interval(row: pd.Series, name: str) -> str:
+            return f"{row[name]:+.3f} [{row[name + '_low']:+.3f}, {row[name + '_high']:+.3f}]"
+
+        lines = []
+        for dimension, row in self.leakage.iterrows():
+            target = self.effects[
+                (self.effects["dimension"] == dimension)
+                & (self.effects["statistic"] == "target_effect")
+                & (self.effects["condition"] == "before")
+            ].iloc[0]
+            lines.append(
+                f"{dimension}: leakage (moral effect on the {dimension} rating) "
+                f"{interval(row, 'before')} before, {interval(row, 'after')} after ablating "
+                f"the moral direction, {interval(row, 'after_selective')} after the selective "
+                f"ablation; the rating's own {dimension} effect is {target['estimate']:+.3f} "
+                f"[{target['ci_low']:+.3f}, {target['ci_high']:+.3f}] (95% frame-bootstrap CIs)."
+            )
+        n_items = ", ".join(
+            f"{s}: {n}" for s, n in self.items["set"].value_counts(sort=False).items()
+        )
+        setup = [
+            f"Items {n_items}; ratings are (P(good) - P(bad)) / (P(good) + P(bad)) of the "
+            "next token after a pre-filled answer under the chat template; leakage is the "
+            "moral main effect (good minus bad) on a grammar or economic rating with the target "
+            "label controlled, and 0 is the normative value.",
+            f"Moral direction ablated (rank 1, all positions) at layers {self.ablate_layers} "
+            f"({self.settings.get('ablate_rule', '')}).",
+        ]
+        side = self.side_effects[
+            [c for c in self.side_effects if not c.endswith(("_low", "_high"))]
+        ]
+        return [
+            Section("Value entanglement: setup", setup),
+            Section(
+                "Leakage before and after the repair",
+                lines,
+                [self.summary().reset_index()],
+                [self.leakage_figure()],
+            ),
+            Section(
+                "Side effects of the ablation",
+                [
+                    "Moral discrimination should fall under a moral ablation; grammar and "
+                    "economic discrimination and helpfulness should stay; KL is measured on "
+                    "neutral text (nats per token)."
+                ],
+                [side.reset_index()],
+            ),
+            Section(
+                "Representations",
+                [
+                    "Attribute directions (good minus bad, balanced over the other factor) at "
+                    "every layer; held-out projections (frames cross-fitted)."
+                ],
+                [self.cosines.iloc[:: max(1, len(self.cosines) // 10)].round(3).reset_index()],
+                [self.cosine_figure(), self.auroc_figure(), self.projection_figure()],
+            ),
+        ]
 
     # --- export -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -269,6 +269,11 @@ def test_report_object(ent):
     assert ent.ratings["rating"].between(-1, 1).all()
     assert ent.summary().shape[1] == 3
     assert set(ent.vectors) == {"moral", "grammar", "economic", "plain", "selective"}
+    from steerlens._html import render
+
+    page = render("values", ent.sections())
+    before = ent.leakage.loc["grammar", "before"]
+    assert f"{before:+.3f}" in page and page.count('class="figure"') == 4
 
 
 # --- options and bad input -----------------------------------------------------------------
@@ -301,6 +306,11 @@ def test_value_entanglement_bad_input(planted):
         )
     with pytest.raises(SteerlensError, match="model"):
         sl.value_entanglement(object(), stimuli)
+    for bad in ({"n_boot": 5}, {"k_folds": 1}, {"n_questions": 0}, {"batch_size": 0}):
+        with pytest.raises(SteerlensError, match=next(iter(bad))):
+            sl.value_entanglement(planted, stimuli, progress=False, **bad)
+    with pytest.raises(SteerlensError, match="k_folds"):  # 8 frames cannot make 5 folds of 2
+        sl.value_entanglement(planted, stimuli, k_folds=5, progress=False)
 
 
 def test_one_dimension_and_chosen_layers(planted):
