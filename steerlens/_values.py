@@ -17,23 +17,28 @@ from tqdm.auto import tqdm
 from ._errors import SteerlensError
 from ._hooks import check_model, normalise_layers
 from ._interventions import Intervention, ablate, steer
-from ._values_data import SETS, check_dimensions, load_stimuli, subsample
+from ._values_data import check_dimensions, load_stimuli, subsample
 from ._values_ratings import RatingPrompt, rating_tables, resolve_prompts
-from ._values_repair import helpfulness_under, moral_vectors, neutral_kl
+from ._values_repair import (
+    choose_ablate_layers,
+    helpfulness_under,
+    moral_vectors,
+    neutral_kl,
+    side_effect_table,
+)
 from ._values_report import ValueEntanglement
 from ._values_repr import (
     attribute_directions,
     cosine_table,
     cross_fitted_projections,
-    in_sample_projections,
     item_activations,
     prediction_tables,
+    projection_table,
 )
 from ._values_stats import value_leakage
 from ._vectors import SteeringVector, data_hash
 
 CONDITIONS = {"after": "plain", "after_selective": "selective"}
-AUTO_AUROC = 0.75
 # settings for `steerlens report` (a third of the frames, within its time budget) and for
 # `steerlens report --quick` / the integration test; value_entanglement's defaults use all items
 REPORT_SETTINGS = {"max_frames": 16, "n_questions": 60}
@@ -46,72 +51,11 @@ QUICK_SETTINGS = {
 }
 
 
-def choose_ablate_layers(
-    ablate_layers: Any, auroc: pd.DataFrame, layers: list[int]
-) -> tuple[list[int], str]:
-    """Resolve ``ablate_layers`` (``"auto"``, ``"all"`` or layer indices) and say why."""
-    if isinstance(ablate_layers, str) and ablate_layers == "auto":
-        score = auroc["moral→moral"]
-        reached = [layer for layer in layers if score[layer] >= AUTO_AUROC]
-        if reached:
-            chosen = [layer for layer in layers if layer >= reached[0]]
-            return chosen, (
-                f"auto: every analysed layer from {reached[0]}, the first where the moral "
-                f"direction scores held-out moral labels with AUROC >= {AUTO_AUROC}, to the last"
-            )
-        best = int(score.idxmax())
-        return [best], (
-            f"auto: no layer reaches held-out moral AUROC {AUTO_AUROC}; the best layer "
-            f"({best}, AUROC {score[best]:.2f}) only"
-        )
-    if isinstance(ablate_layers, str) and ablate_layers == "all":
-        return list(layers), "all analysed layers"
-    if isinstance(ablate_layers, str):
-        raise SteerlensError(
-            f"ablate_layers: expected 'auto', 'all' or a list of layers, got {ablate_layers!r}"
-        )
-    chosen = [ablate_layers] if isinstance(ablate_layers, int) else list(ablate_layers)
-    outside = [layer for layer in chosen if layer not in layers]
-    if not chosen or outside:
-        raise SteerlensError(
-            f"ablate_layers: {chosen} must be a non-empty subset of the analysed layers {layers}"
-        )
-    return sorted(set(chosen)), "chosen by the caller"
-
-
 def _check_counts(**counts: tuple[Any, int]) -> None:
     """Refuse non-integers and integers below their minimum, before any model work."""
     for name, (value, minimum) in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise SteerlensError(f"{name}: expected an int >= {minimum}, got {value!r}")
-
-
-def _side_effects(
-    effects: pd.DataFrame, kl: Mapping[str, float], helpful: Mapping[str, Any]
-) -> pd.DataFrame:
-    rows: dict[str, dict[str, float]] = {}
-    measures = [
-        ("moral", "moral_effect", "moral discrimination ({set})"),
-        ("grammar", "target_effect", "grammar discrimination"),
-        ("economic", "target_effect", "economic discrimination"),
-    ]
-    for dimension, statistic, label in measures:
-        part = effects[(effects["dimension"] == dimension) & (effects["statistic"] == statistic)]
-        for record in part.to_dict("records"):
-            row = rows.setdefault(label.format(set=record["set"]), {})
-            name = record["condition"]
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = (
-                record["estimate"],
-                record["ci_low"],
-                record["ci_high"],
-            )
-    for name, value in kl.items():
-        rows.setdefault("neutral KL (nats/token)", {"before": 0.0})[name] = value
-    for name, result in helpful.items():
-        if result is not None:
-            for key in ("p_correct", "accuracy"):
-                rows.setdefault(f"helpfulness {key}", {})[name] = result[key]
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("measure")
 
 
 def value_entanglement(
@@ -221,7 +165,7 @@ def value_entanglement(
     helpful = (
         helpfulness_under(model, interventions, n_questions, batch_size) if helpfulness else {}
     )
-    side_effects = _side_effects(effects, kl, helpful)
+    side_effects = side_effect_table(effects, kl, helpful)
     seconds["side_effects"] = time.perf_counter() - tick
     stages.update()
 
@@ -237,7 +181,7 @@ def value_entanglement(
             batch_size=batch_size,
             progress=False,
         )
-    projections = _projection_table(items, directions, row, acts[:, row : row + 1], after)
+    projections = projection_table(items, directions, row, acts[:, row : row + 1], after)
     seconds["projections"] = time.perf_counter() - tick
     stages.update()
 
@@ -287,34 +231,3 @@ def value_entanglement(
         settings=settings,
         seconds={k: round(v, 1) for k, v in seconds.items()},
     )
-
-
-def _projection_table(
-    items: pd.DataFrame,
-    directions: Mapping[str, Any],
-    row: int,
-    before: Any,
-    after: Any,
-) -> pd.DataFrame:
-    """Projections on the full-data moral and target directions (row ``row`` of
-    ``directions``), from ``[n, 1, d_model]`` activations before and after the ablation."""
-    at_layer = {name: value[row : row + 1] for name, value in directions.items()}
-    targets = [SETS[s] for s in items["set"]]
-    label = [items.loc[i, t] for i, t in zip(items.index, targets, strict=True)]
-    tables = []
-    for condition, acts in (("before", before), ("after", after)):
-        projected = in_sample_projections(acts, at_layer)
-        tables.append(
-            pd.DataFrame(
-                {
-                    "condition": condition,
-                    "id": items["id"].to_numpy(),
-                    "set": items["set"].to_numpy(),
-                    "moral": items["moral"].to_numpy(),
-                    "target": label,
-                    "moral_projection": projected["moral"][:, 0],
-                    "target_projection": [projected[t][i, 0] for i, t in enumerate(targets)],
-                }
-            )
-        )
-    return pd.concat(tables, ignore_index=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -169,3 +170,68 @@ def helpfulness_under(
                 result = helpfulness(model, task, batch_size=batch_size, progress=False)
         out[name] = {"p_correct": result.p_correct, "accuracy": result.accuracy}
     return out
+
+
+AUTO_AUROC = 0.75
+
+
+def choose_ablate_layers(
+    ablate_layers: Any, auroc: pd.DataFrame, layers: list[int]
+) -> tuple[list[int], str]:
+    """Resolve ``ablate_layers`` (``"auto"``, ``"all"`` or layer indices) and say why."""
+    if isinstance(ablate_layers, str) and ablate_layers == "auto":
+        score = auroc["moral→moral"]
+        reached = [layer for layer in layers if score[layer] >= AUTO_AUROC]
+        if reached:
+            chosen = [layer for layer in layers if layer >= reached[0]]
+            return chosen, (
+                f"auto: every analysed layer from {reached[0]}, the first where the moral "
+                f"direction scores held-out moral labels with AUROC >= {AUTO_AUROC}, to the last"
+            )
+        best = int(score.idxmax())
+        return [best], (
+            f"auto: no layer reaches held-out moral AUROC {AUTO_AUROC}; the best layer "
+            f"({best}, AUROC {score[best]:.2f}) only"
+        )
+    if isinstance(ablate_layers, str) and ablate_layers == "all":
+        return list(layers), "all analysed layers"
+    if isinstance(ablate_layers, str):
+        raise SteerlensError(
+            f"ablate_layers: expected 'auto', 'all' or a list of layers, got {ablate_layers!r}"
+        )
+    chosen = [ablate_layers] if isinstance(ablate_layers, int) else list(ablate_layers)
+    outside = [layer for layer in chosen if layer not in layers]
+    if not chosen or outside:
+        raise SteerlensError(
+            f"ablate_layers: {chosen} must be a non-empty subset of the analysed layers {layers}"
+        )
+    return sorted(set(chosen)), "chosen by the caller"
+
+
+def side_effect_table(
+    effects: pd.DataFrame, kl: Mapping[str, float], helpful: Mapping[str, Any]
+) -> pd.DataFrame:
+    """``measure x condition`` table of the ablation's costs (CIs where the measure has one)."""
+    rows: dict[str, dict[str, float]] = {}
+    measures = [
+        ("moral", "moral_effect", "moral discrimination ({set})"),
+        ("grammar", "target_effect", "grammar discrimination"),
+        ("economic", "target_effect", "economic discrimination"),
+    ]
+    for dimension, statistic, label in measures:
+        part = effects[(effects["dimension"] == dimension) & (effects["statistic"] == statistic)]
+        for record in part.to_dict("records"):
+            row = rows.setdefault(label.format(set=record["set"]), {})
+            name = record["condition"]
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = (
+                record["estimate"],
+                record["ci_low"],
+                record["ci_high"],
+            )
+    for name, value in kl.items():
+        rows.setdefault("neutral KL (nats/token)", {"before": 0.0})[name] = value
+    for name, result in helpful.items():
+        if result is not None:
+            for key in ("p_correct", "accuracy"):
+                rows.setdefault(f"helpfulness {key}", {})[name] = result[key]
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("measure")

@@ -14,6 +14,7 @@ direction never "predicts" the items it was fit on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -214,3 +215,34 @@ def in_sample_projections(
         for name in NAMES
         if name in directions
     }
+
+
+def projection_table(
+    items: pd.DataFrame,
+    directions: Mapping[str, Any],
+    row: int,
+    before: Any,
+    after: Any,
+) -> pd.DataFrame:
+    """Projections on the full-data moral and target directions (row ``row`` of
+    ``directions``), from ``[n, 1, d_model]`` activations before and after the ablation."""
+    at_layer = {name: value[row : row + 1] for name, value in directions.items()}
+    targets = [SETS[s] for s in items["set"]]
+    label = [items.loc[i, t] for i, t in zip(items.index, targets, strict=True)]
+    tables = []
+    for condition, acts in (("before", before), ("after", after)):
+        projected = in_sample_projections(acts, at_layer)
+        tables.append(
+            pd.DataFrame(
+                {
+                    "condition": condition,
+                    "id": items["id"].to_numpy(),
+                    "set": items["set"].to_numpy(),
+                    "moral": items["moral"].to_numpy(),
+                    "target": label,
+                    "moral_projection": projected["moral"][:, 0],
+                    "target_projection": [projected[t][i, 0] for i, t in enumerate(targets)],
+                }
+            )
+        )
+    return pd.concat(tables, ignore_index=True)

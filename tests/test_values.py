@@ -14,10 +14,9 @@ import torch
 import steerlens as sl
 from steerlens import SteerlensError
 from steerlens._tokens import encode
-from steerlens._values import choose_ablate_layers
 from steerlens._values_data import load_stimuli
 from steerlens._values_ratings import DEFAULT_PROMPTS, rate, rate_conditions, resolve_prompts
-from steerlens._values_repair import moral_vectors, neutral_kl
+from steerlens._values_repair import choose_ablate_layers, moral_vectors, neutral_kl
 from steerlens._values_repr import attribute_directions, item_activations
 
 from .values_planted import PROMPTS, C, planted_model, planted_stimuli
