@@ -159,6 +159,86 @@ def bench_steering_overhead(model, quick: bool) -> dict:
     }
 
 
+def bench_sweep(model, quick: bool) -> dict:
+    """9 coefficients x 32 queries at layer 15: shared-prefix sweep vs the naive loop.
+
+    The target is in units of one unsteered forward over the queries: the sweep should cost
+    at most ``1 + 9 (L - l) / L`` of them (one prefix pass, then only the later blocks).
+    """
+    import steerlens as sl
+    from steerlens._readout import next_token_logits
+
+    n_queries, layer = (8 if quick else 32), 15
+    queries = [sl.format_chat(model, t) for t in texts(n_queries, 12, 4)]
+    direction = torch.randn(576, generator=torch.Generator().manual_seed(5))
+    vector = sl.SteeringVector({layer: direction / direction.norm()})
+    coeffs = [-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
+    n_layers = model.cfg.n_layers
+
+    def forward():
+        return next_token_logits(model, queries, batch_size=32, progress=False)
+
+    def shared():
+        return sl.sweep(model, vector, coeffs, queries, batch_size=32, max_rows=288)
+
+    def naive():
+        for coeff in coeffs:
+            with sl.steer(model, sl.add(vector, coeff)):
+                forward()
+
+    repeats = 2 if quick else 5
+    forward_s = statistics.median(timed(forward, repeats))
+    result = {
+        "n_queries": n_queries,
+        "layer": layer,
+        "n_coeffs": len(coeffs),
+        "forward_s": forward_s,
+        "target_forwards": 1 + len(coeffs) * (n_layers - layer) / n_layers,
+        "vs_naive_loop": compare(shared, naive, repeats),
+    }
+    result["sweep_forwards"] = result["vs_naive_loop"]["ours_s"] / forward_s
+    result["naive_forwards"] = result["vs_naive_loop"]["baseline_s"] / forward_s
+    return result
+
+
+def bench_one_shot_step(model, quick: bool) -> dict:
+    """Seconds per optimisation step at layer 15: prefix-cached vs full forward+backward.
+
+    A step's time is ``(t(N steps) - t(0 steps)) / N``, so the one-off prefix pass and
+    tokenisation are not counted; cached and full runs alternate.
+    """
+    import steerlens as sl
+
+    prompt = sl.format_chat(model, "How do I bake a loaf of sourdough bread?")
+    steps, repeats = (5, 1) if quick else (20, 3)
+
+    def seconds(cached: bool, iters: int) -> float:
+        start = time.perf_counter()
+        sl.optimize_one_shot(
+            model,
+            prompt,
+            promote="I'm sorry, but I can't help with that.",
+            layer=15,
+            max_iters=iters,
+            tolerance=None,
+            cached=cached,
+            progress=False,
+        )
+        return time.perf_counter() - start
+
+    seconds(True, 1), seconds(False, 1)  # warm-up
+    per_step: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeats):
+        for cached in (True, False):
+            per_step[cached].append((seconds(cached, steps) - seconds(cached, 0)) / steps)
+    cached_s, full_s = statistics.median(per_step[True]), statistics.median(per_step[False])
+    return {
+        "steps": steps,
+        "layer": 15,
+        "cached_vs_full": {"ours_s": cached_s, "baseline_s": full_s, "ratio": cached_s / full_s},
+    }
+
+
 MEMORY_SCRIPT = """
 import os, sys, torch
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -223,6 +303,8 @@ def markdown(results: dict) -> str:
         ("extraction", "vs_steering_vectors"): "< 1",
         ("steering_overhead", "one_layer"): "≤ 1.05",
         ("steering_overhead", "all_30_layers"): "(reported)",
+        ("sweep", "vs_naive_loop"): "(reported)",
+        ("one_shot_step", "cached_vs_full"): "≤ 0.7",
     }
     for (group, key), target in targets.items():
         row = results.get(group, {}).get(key)
@@ -231,6 +313,12 @@ def markdown(results: dict) -> str:
                 f"| {group}: {key} | {row['ours_s']:.3f} | {row['baseline_s']:.3f} "
                 f"| {row['ratio']:.2f} | {target} |"
             )
+    sweep = results.get("sweep")
+    if sweep:
+        lines.append(
+            f"| sweep: cost in unsteered forwards | {sweep['sweep_forwards']:.2f} | "
+            f"{sweep['naive_forwards']:.2f} (naive) | | ≤ {sweep['target_forwards']:.2f} |"
+        )
     lines.append("")
     lines.append(f"Machine: {results['machine']}")
     return "\n".join(lines)
@@ -247,6 +335,8 @@ def main() -> None:
     results = {"machine": machine(), "quick": args.quick}
     results["extraction"] = bench_extraction(model, args.quick)
     results["steering_overhead"] = bench_steering_overhead(model, args.quick)
+    results["sweep"] = bench_sweep(model, args.quick)
+    results["one_shot_step"] = bench_one_shot_step(model, args.quick)
     results["memory"] = bench_memory(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))

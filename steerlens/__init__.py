@@ -38,6 +38,11 @@ from ._probes import linear_probe as linear_probe
 from ._reentrant import reentrant as reentrant
 from ._tokens import answer_pairs as answer_pairs
 from ._tokens import format_chat as format_chat
+from ._values import value_entanglement as value_entanglement
+from ._values_ratings import RatingPrompt as RatingPrompt
+from ._values_ratings import value_ratings as value_ratings
+from ._values_report import ValueEntanglement as ValueEntanglement
+from ._values_stats import value_leakage as value_leakage
 from ._vectors import SteeringVector as SteeringVector
 
 __version__ = "0.1.0"
