@@ -26,3 +26,5 @@ from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
 __version__ = "0.1.0"
+from ._sweep import SweepResult as SweepResult
+from ._sweep import sweep as sweep
