@@ -26,5 +26,16 @@ from ._tokens import format_chat as format_chat
 from ._vectors import SteeringVector as SteeringVector
 
 __version__ = "0.1.0"
+from ._behaviour import BehaviourSpec as BehaviourSpec
+from ._behaviour import CompletionBehaviour as CompletionBehaviour
+from ._behaviour import completion_behaviour as completion_behaviour
+from ._behaviour import refusal_behaviour as refusal_behaviour
 from ._sweep import SweepResult as SweepResult
 from ._sweep import sweep as sweep
+from ._tradeoff_curves import BehaviourCurve as BehaviourCurve
+from ._tradeoff_curves import HelpfulnessCurve as HelpfulnessCurve
+from ._tradeoff_curves import behaviour_curve as behaviour_curve
+from ._tradeoff_curves import helpfulness_curve as helpfulness_curve
+from ._tradeoff_geometry import estimate_lambda as estimate_lambda
+from ._tradeoff_geometry import estimate_margin as estimate_margin
+from ._tradeoff_geometry import estimate_noise as estimate_noise

@@ -315,7 +315,7 @@ def sweep(
         final = final[:-1]
     b_u = getattr(model, "b_U", None)
     return SweepResult(
-        coeffs=values.float(),
+        coeffs=values,
         final=final,
         base=base,
         prompts=tuple(prompts),
