@@ -36,6 +36,11 @@ from ._tradeoff_curves import BehaviourCurve as BehaviourCurve
 from ._tradeoff_curves import HelpfulnessCurve as HelpfulnessCurve
 from ._tradeoff_curves import behaviour_curve as behaviour_curve
 from ._tradeoff_curves import helpfulness_curve as helpfulness_curve
+from ._tradeoff_fit import CurveFit as CurveFit
+from ._tradeoff_fit import fit_behaviour as fit_behaviour
+from ._tradeoff_fit import fit_helpfulness as fit_helpfulness
 from ._tradeoff_geometry import estimate_lambda as estimate_lambda
 from ._tradeoff_geometry import estimate_margin as estimate_margin
 from ._tradeoff_geometry import estimate_noise as estimate_noise
+from ._tradeoff_recommend import Recommendation as Recommendation
+from ._tradeoff_recommend import recommend_coefficient as recommend_coefficient
