@@ -32,6 +32,7 @@ from ._behaviour import completion_behaviour as completion_behaviour
 from ._behaviour import refusal_behaviour as refusal_behaviour
 from ._sweep import SweepResult as SweepResult
 from ._sweep import sweep as sweep
+from ._tradeoff import tradeoff_report as tradeoff_report
 from ._tradeoff_curves import BehaviourCurve as BehaviourCurve
 from ._tradeoff_curves import HelpfulnessCurve as HelpfulnessCurve
 from ._tradeoff_curves import behaviour_curve as behaviour_curve
@@ -44,3 +45,4 @@ from ._tradeoff_geometry import estimate_margin as estimate_margin
 from ._tradeoff_geometry import estimate_noise as estimate_noise
 from ._tradeoff_recommend import Recommendation as Recommendation
 from ._tradeoff_recommend import recommend_coefficient as recommend_coefficient
+from ._tradeoff_result import TradeoffReport as TradeoffReport
