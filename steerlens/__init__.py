@@ -6,6 +6,9 @@ Importing defines names and does nothing else.
 from . import datasets as datasets
 from ._activations import collect_activations as collect_activations
 from ._activations import project as project
+from ._conflicts import Conflict as Conflict
+from ._conflicts import SteeringConflictWarning as SteeringConflictWarning
+from ._conflicts import find_conflicts as find_conflicts
 from ._contrastive import contrastive_pca as contrastive_pca
 from ._contrastive import mean_difference as mean_difference
 from ._errors import SteerlensError as SteerlensError
@@ -30,6 +33,10 @@ from ._behaviour import BehaviourSpec as BehaviourSpec
 from ._behaviour import CompletionBehaviour as CompletionBehaviour
 from ._behaviour import completion_behaviour as completion_behaviour
 from ._behaviour import refusal_behaviour as refusal_behaviour
+from ._choices import ChoiceTask as ChoiceTask
+from ._choices import qa_task as qa_task
+from ._helpfulness import Helpfulness as Helpfulness
+from ._helpfulness import helpfulness as helpfulness
 from ._sweep import SweepResult as SweepResult
 from ._sweep import sweep as sweep
 from ._tradeoff import tradeoff_report as tradeoff_report

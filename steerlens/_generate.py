@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -93,7 +94,7 @@ def generate(
     if is_bridge(model):
         tokens, mask = left_pad(model, encoded)
         device = model.cfg.device
-        with torch.no_grad():
+        with torch.no_grad(), _cache_kwarg_shim(model):
             out = model.generate(
                 tokens.to(device), attention_mask=mask.long().to(device), **options
             )
@@ -106,6 +107,31 @@ def generate(
         new = rows
     replies = [_decode(model, row) for row in new]
     return replies[0] if single else replies
+
+
+@contextmanager
+def _cache_kwarg_shim(model: Any) -> Iterator[None]:
+    """Hand the KV cache to TransformerLens attention under its old keyword.
+
+    transformers >= 5.2x passes the cache to attention modules as ``cache=`` (formerly
+    ``past_key_values=``); TransformerLens 4.3's attention bridges read only the old name,
+    so the cache stays empty and cached generation ignores the prompt after the first
+    token. For the duration of one call, a pre-hook copies ``cache`` to
+    ``past_key_values`` on every block's attention (a no-op with older transformers).
+    """
+
+    def hook(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+            return args, {**kwargs, "past_key_values": kwargs["cache"]}
+        return None
+
+    attns = [getattr(block, "attn", None) for block in getattr(model, "blocks", [])]
+    handles = [a.register_forward_pre_hook(hook, with_kwargs=True) for a in attns if a is not None]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _decode(model: Any, ids: Any) -> str:

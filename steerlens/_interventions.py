@@ -224,7 +224,9 @@ def steer(model: Any, *interventions: Intervention) -> Iterator[list[Interventio
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
     ``generate`` (positions are absolute, so the KV cache and left padding do not change
-    which tokens are steered). Several interventions at one site apply in the order given.
+    which tokens are steered). Several interventions at one site apply in the order given;
+    a ``SteeringConflictWarning`` says when a later ablate or clamp removes part of an
+    earlier intervention's direction (``sl.find_conflicts`` lists them).
 
     Example:
         >>> with sl.steer(model, sl.add(vec, coeff=4.0)):
@@ -235,6 +237,9 @@ def steer(model: Any, *interventions: Intervention) -> Iterator[list[Interventio
         raise SteerlensError("interventions: expected at least one (sl.add/ablate/clamp)")
     for intervention in interventions:
         check_intervention(model, intervention)
+    from ._conflicts import warn_conflicts
+
+    warn_conflicts(interventions)
     tracker = PositionTracker(model)
     handles = []
     try:

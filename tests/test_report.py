@@ -33,6 +33,8 @@ def test_refusal_classifier(reply, expected):
 def test_quick_report(tmp_path):
     cli.main(["report", "--quick", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "report.json").read_text())
+    assert result["quick"] is True and result["seconds"] > 0
+    result = result["refusal"]
     assert result["n_held_out"] == 6 and result["steer_layer"] == 17
     assert set(result["refusal_rate"]) == {"0.0", "0.8"}
     assert all(0.0 <= r <= 1.0 for r in result["refusal_rate"].values())
