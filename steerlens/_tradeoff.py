@@ -17,7 +17,7 @@ from ._interventions import _select_layers
 from ._refusal import is_refusal
 from ._sweep import check_coeffs, sweep
 from ._tradeoff_curves import behaviour_curve, helpfulness_curve
-from ._tradeoff_fit import fit_behaviour, fit_helpfulness
+from ._tradeoff_fit import CurveFit, fit_behaviour, fit_helpfulness
 from ._tradeoff_geometry import (
     BETA,
     estimate_lambda,
@@ -107,7 +107,9 @@ def tradeoff_report(
         batch_size: prompts per prefix pass; ``max_rows``: rows per suffix pass.
 
     Returns:
-        A ``TradeoffReport``; ``rep.summary`` holds the headline numbers.
+        A ``TradeoffReport``; ``rep.summary`` holds the headline numbers. A curve that
+        cannot be fitted does not stop the report: its fit is None, its summary values NaN
+        and the reason is in ``rep.failures`` (and on the report page).
 
     Example:
         >>> rep = sl.tradeoff_report(model, vec)
@@ -141,7 +143,6 @@ def tradeoff_report(
             f"coeffs: need at least 3 positive and 3 negative coefficients, got {values.tolist()}"
         )
     n_boot = n_boot if n_boot is not None else (50 if quick else 200)
-    notes: list[str] = []
     run = {"batch_size": batch_size, "max_rows": max_rows}
     b_sweep = sweep(model, vector, values, spec.prompts, **run)
     h_sweep = sweep(model, vector, values, task.prompts, **run)
@@ -152,12 +153,23 @@ def tradeoff_report(
         raise SteerlensError(f"floor: expected 'chance' or a number, got {floor!r}")
     other = 0.0 if primary != 0 else chance
     boot = {"n_boot": n_boot, "seed": seed}
-    b_fit = fit_behaviour(values, b_curve.normalized, **boot)
-    h_fits = [fit_helpfulness(values, h_curve.p_correct, floor=float(primary), **boot)]
-    try:  # the other floor, for comparison only
-        h_fits.append(fit_helpfulness(values, h_curve.p_correct, floor=other, **boot))
-    except SteerlensError as error:
-        notes.append(f"Theorem 2 with floor {other:g} not fitted: {error}")
+    failures: dict[str, str] = {}
+
+    def attempt(name: str, fit: Callable[[], CurveFit]) -> CurveFit | None:
+        try:
+            return fit()
+        except SteerlensError as error:  # kept: the rest of the report is still valid
+            failures[name] = str(error)
+            return None
+
+    b_fit = attempt("theorem1", lambda: fit_behaviour(values, b_curve.normalized, **boot))
+    h_fit, h_other = (
+        attempt(
+            f"theorem2_floor_{f:g}",
+            lambda f=f: fit_helpfulness(values, h_curve.p_correct, floor=f, **boot),
+        )
+        for f in (float(primary), other)
+    )
     margin = estimate_margin(
         b_sweep, torch.tensor(spec.aligned), torch.tensor(spec.misaligned), r2_min=r2_min
     )
@@ -169,7 +181,7 @@ def tradeoff_report(
         h_curve.p_correct.mean(1),
         budget=budget,
         behaviour_fit=b_fit,
-        helpfulness_fit=h_fits[0],
+        helpfulness_fit=h_fit,
         target=target,
         delta_lambda_geometric=margin.delta_lambda.slope,
     )
@@ -198,7 +210,6 @@ def tradeoff_report(
         "quick": quick,
         "beta": BETA,
         "vector_norms": {str(k): v for k, v in vector.norms().items()},
-        "notes": notes,
     }
     return TradeoffReport(
         b_curve,
@@ -211,9 +222,11 @@ def tradeoff_report(
         margin,
         noise,
         b_fit,
-        tuple(h_fits),
+        h_fit,
+        h_other,
         recommendation,
         scored,
+        failures,
         settings,
         time.perf_counter() - started,
     )

@@ -31,25 +31,24 @@ def _points(x, y, sem, name: str, color: str) -> go.Scatter:
 
 
 def behaviour_figure(
-    curve: BehaviourCurve, fit: CurveFit, completions: tuple | None = None
+    curve: BehaviourCurve, fit: CurveFit | None, completions: tuple | None = None
 ) -> go.Figure:
     """Measured ``B(r)`` (mean ± s.e. over queries), its tanh fit, and optional completions."""
     table = curve.table
     r = table["coeff"].to_numpy()
     grid = _grid(r)
-    a, b0 = fit.params["delta_lambda"], fit.params["b0"]
-    fig = go.Figure(
-        [
-            _points(r, table["B"], table["B_sem"], "B(r), next token", "#c0392b"),
+    fig = go.Figure(_points(r, table["B"], table["B_sem"], "B(r), next token", "#c0392b"))
+    if fit is not None:
+        a, b0 = fit.params["delta_lambda"], fit.params["b0"]
+        fig.add_trace(
             go.Scatter(
                 x=grid.tolist(),
                 y=fit.predict(grid).tolist(),
                 mode="lines",
                 name=f"tanh({a:.3g}·r {b0:+.3g}), R² {fit.r2:.3f}",
                 line={"color": "#333", "dash": "dash"},
-            ),
-        ]
-    )
+            )
+        )
     if completions is not None:
         x, y = completions
         fig.add_trace(

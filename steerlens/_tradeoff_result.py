@@ -31,6 +31,10 @@ def _slope(fit: LineFit | None) -> float:
     return math.nan if fit is None else fit.slope
 
 
+def _param(fit: CurveFit | None, name: str) -> float:
+    return math.nan if fit is None else fit.params[name]
+
+
 @dataclass(frozen=True, eq=False)
 class TradeoffReport:
     """Everything ``tradeoff_report`` measured; tables are DataFrames, figures plotly.
@@ -42,10 +46,12 @@ class TradeoffReport:
             ``lam_behaviour`` λ on the behaviour queries.
         margin: Δ and the geometric Δλ (behaviour queries).
         noise: σ, λσ and normality (helpfulness queries).
-        behaviour_fit: Theorem 1's tanh; ``helpfulness_fits``: Theorem 2's bound, the
-            primary fit first (its floor is ``settings["floor"]``).
+        behaviour_fit: Theorem 1's tanh; ``helpfulness_fit``: Theorem 2's bound with the
+            floor ``settings["floor"]``; ``helpfulness_fit_other`` with the other floor
+            (for comparison). A fit that failed is None and its reason is in ``failures``.
         recommendation: recommended coefficients.
         completions: completion-scored ``B(r)`` if requested, else None.
+        failures: fit name -> why it could not be fitted (the summary has NaN there).
         settings: the run's settings (coefficients, sizes, layers, ...).
         seconds: wall time of the run.
     """
@@ -59,10 +65,12 @@ class TradeoffReport:
     lam_behaviour: LambdaEstimate
     margin: MarginEstimate
     noise: NoiseEstimate
-    behaviour_fit: CurveFit
-    helpfulness_fits: tuple[CurveFit, ...]
+    behaviour_fit: CurveFit | None
+    helpfulness_fit: CurveFit | None
+    helpfulness_fit_other: CurveFit | None
     recommendation: Recommendation
     completions: CompletionBehaviour | None
+    failures: dict[str, str]
     settings: dict[str, Any]
     seconds: float
     _figures: dict = field(default_factory=dict, repr=False)
@@ -73,7 +81,7 @@ class TradeoffReport:
         ``delta_lambda_fit``, ``lambda_sigma_beta_fit``, ``recommended_coeff`` and more."""
         reach = self.lam_behaviour.fits.positive
         delta = self.margin.summary(reach.x_max if reach is not None else math.inf)
-        fit_b, fit_h = self.behaviour_fit, self.helpfulness_fits[0]
+        fit_b, fit_h = self.behaviour_fit, self.helpfulness_fit
         rec = self.recommendation
         sides = self.noise.lambda_sigma
         r = self.noise.coeffs
@@ -92,10 +100,10 @@ class TradeoffReport:
             "sigma": float(self.noise.sigma[sigma_rows].mean()),
             "lambda_sigma": self.noise.lambda_sigma.slope,
             "lambda_sigma_beta": self.noise.lambda_sigma_beta,
-            "delta_lambda_fit": fit_b.params["delta_lambda"],
-            "delta_lambda_fit_r2": fit_b.r2,
-            "lambda_sigma_beta_fit": fit_h.params["lambda_sigma_beta"],
-            "lambda_sigma_beta_fit_r2": fit_h.r2,
+            "delta_lambda_fit": _param(fit_b, "delta_lambda"),
+            "delta_lambda_fit_r2": math.nan if fit_b is None else fit_b.r2,
+            "lambda_sigma_beta_fit": _param(fit_h, "lambda_sigma_beta"),
+            "lambda_sigma_beta_fit_r2": math.nan if fit_h is None else fit_h.r2,
             "B0": float(self.behaviour.normalized[self._zero].mean()),
             "h0": float(self.helpfulness.p_correct[self._zero].mean()),
             "accuracy0": float(self.helpfulness.correct[self._zero].mean()),
@@ -114,8 +122,8 @@ class TradeoffReport:
         r = self.behaviour.coeffs.double().numpy()
         b, h = self.behaviour.table, self.helpfulness.table
         frame = pd.concat([b, h.drop(columns="coeff")], axis=1)
-        frame["B_fit"] = self.behaviour_fit.predict(r)
-        frame["h_fit"] = self.helpfulness_fits[0].predict(r)
+        for name, fit in (("B_fit", self.behaviour_fit), ("h_fit", self.helpfulness_fit)):
+            frame[name] = fit.predict(r) if fit is not None else math.nan
         frame["mean |δr|"] = self.lam.norms.mean(1).tolist()
         frame["noise std"] = self.noise.spread.tolist()
         return frame
@@ -128,7 +136,8 @@ class TradeoffReport:
     @property
     def fits(self) -> pd.DataFrame:
         """Fitted parameters with bootstrap CIs and R²."""
-        return fits_table(self.behaviour_fit, self.helpfulness_fits)
+        fits = (self.behaviour_fit, self.helpfulness_fit, self.helpfulness_fit_other)
+        return fits_table([fit for fit in fits if fit is not None])
 
     @property
     def comparison(self) -> pd.DataFrame:
@@ -144,7 +153,10 @@ class TradeoffReport:
                 done = (self.completions.table["coeff"], self.completions.table["B"])
             self._figures.update(
                 behaviour=behaviour_figure(self.behaviour, self.behaviour_fit, done),
-                helpfulness=helpfulness_figure(self.helpfulness, list(self.helpfulness_fits)),
+                helpfulness=helpfulness_figure(
+                    self.helpfulness,
+                    [f for f in (self.helpfulness_fit, self.helpfulness_fit_other) if f],
+                ),
                 **{"lambda": lambda_figure(self.lam, r)},
                 noise_histogram=noise_histogram(self.noise),
                 noise_spread=spread_figure(self.noise, r),
@@ -170,6 +182,7 @@ class TradeoffReport:
                 "target": self.recommendation.target,
             },
             "normality": self.noise.normality,
+            "failures": self.failures,
         }
         if self.completions is not None:
             out["completions"] = self.completions.table.to_dict(orient="records")
@@ -202,6 +215,7 @@ class TradeoffReport:
             Section(
                 "Tradeoff: geometry (λ, Δ, σ, β) and fits",
                 [
+                    *(f"Not fitted ({name}): {why}" for name, why in self.failures.items()),
                     "Geometric estimates from δr = h_L(r) − h_L(0) at the last token, the bounds "
                     "of Theorems 1 and 2 fitted to the measured curves (95% bootstrap CIs over "
                     "queries), and the paper's Llama-2-13B ranges for reference (its coefficients "

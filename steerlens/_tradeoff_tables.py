@@ -125,10 +125,10 @@ def geometry_table(rep: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fits_table(behaviour_fit: CurveFit, helpfulness_fits: Sequence[CurveFit]) -> pd.DataFrame:
+def fits_table(fits: Sequence[CurveFit]) -> pd.DataFrame:
     """One row per fitted parameter: estimate, CI, R², bootstrap refits that failed."""
     rows = []
-    for fit in (behaviour_fit, *helpfulness_fits):
+    for fit in fits:
         curve = (
             "B(r) = tanh(Δλ·r + b0)"
             if fit.kind == "tanh"
@@ -153,21 +153,23 @@ def fits_table(behaviour_fit: CurveFit, helpfulness_fits: Sequence[CurveFit]) ->
 
 def comparison_table(rep: Any) -> pd.DataFrame:
     """Geometric vs fitted Δλ and λσβ, as the paper compares them."""
-    fit_b, fit_h = rep.behaviour_fit, rep.helpfulness_fits[0]
+    nan = (math.nan, math.nan)
+    fit_b, fit_h = rep.behaviour_fit, rep.helpfulness_fit
+    summary = rep.summary
     rows = [
         (
             "Δλ",
             rep.margin.delta_lambda.slope,
-            fit_b.params["delta_lambda"],
-            fit_b.ci["delta_lambda"],
+            summary["delta_lambda_fit"],
+            fit_b.ci["delta_lambda"] if fit_b is not None else nan,
             PAPER["delta_lambda"],
             PAPER["delta_lambda_fit"],
         ),
         (
             "λσβ",
             rep.noise.lambda_sigma_beta,
-            fit_h.params["lambda_sigma_beta"],
-            fit_h.ci["lambda_sigma_beta"],
+            summary["lambda_sigma_beta_fit"],
+            fit_h.ci["lambda_sigma_beta"] if fit_h is not None else nan,
             PAPER["lambda_sigma_beta"],
             PAPER["lambda_sigma_beta_fit"],
         ),

@@ -56,7 +56,7 @@ def test_summary_has_the_contract_keys(report):
     assert summary["lambda"] == pytest.approx(report.lam.slope)
     assert summary["delta_lambda_fit"] == report.behaviour_fit.params["delta_lambda"]
     assert (
-        summary["lambda_sigma_beta_fit"] == report.helpfulness_fits[0].params["lambda_sigma_beta"]
+        summary["lambda_sigma_beta_fit"] == report.helpfulness_fit.params["lambda_sigma_beta"]
     )
     assert summary["recommended_coeff"] in COEFFS.tolist()
 
@@ -103,6 +103,18 @@ def test_default_coefficients_include_zero_and_both_signs(tiny_model, vector):
     coeffs = rep.settings["coeffs"]
     assert len(coeffs) == 9 and 0.0 in coeffs and coeffs == sorted(coeffs)
     assert coeffs[0] == pytest.approx(-coeffs[-1])
+
+
+def test_a_failed_fit_is_reported_not_fatal(tiny_model, vector):
+    spec, task = synthetic_setup(tiny_model, vector, PROMPTS[:4], 1.0)
+    wrong = type(task)(task.prompts, task.choice_ids, torch.full((4,), 3))  # a least-likely choice
+    rep = sl.tradeoff_report(tiny_model, vector, spec, wrong, coeffs=COEFFS, n_boot=5)
+    assert rep.helpfulness_fit is None and "at chance" in rep.failures["theorem2_floor_0.25"]
+    assert math.isnan(rep.summary["lambda_sigma_beta_fit"])
+    assert math.isfinite(rep.summary["delta_lambda_fit"])
+    data = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
+    assert data["summary"]["lambda_sigma_beta_fit"] is None and data["failures"]
+    assert "Not fitted (theorem2_floor_0.25)" in render("t", rep.sections())
 
 
 def test_bad_input(tiny_model, vector, monkeypatch):
