@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,12 +44,18 @@ def _default_helpfulness(model: Any, n: int | None) -> Any:
 def default_coeffs(
     model: Any, vector: SteeringVector, prompts: Sequence[str], *, span: float, n: int
 ) -> Tensor:
-    """``n`` coefficients evenly over ``[-R, R]``, ``R = span ×`` the median norm of the
-    residual at the first steered layer (last token of ``prompts``); includes 0 for odd n."""
+    """``n`` coefficients ``r = R·x·|x|`` for ``x`` evenly in ``[-1, 1]`` (0 included for odd
+    ``n``), ``R = span ×`` the median (``torch.median``: the lower middle value) norm of the
+    residual at the first steered layer (last token of ``prompts``): dense near 0, where λ's
+    linear range lies, and reaching far enough for helpfulness to decay."""
+    if not isinstance(span, (int, float)) or isinstance(span, bool) or not span > 0:
+        raise SteerlensError(f"span: expected a positive number, got {span!r}")
     layer = vector.layers[0]
     acts = collect_activations(model, list(prompts), [layer], site=vector.site)[:, 0]
     reach = span * float(acts.norm(dim=-1).median())
-    return torch.linspace(-reach, reach, n).round(decimals=2)
+    x = torch.linspace(-1, 1, n, dtype=torch.float64)
+    digits = 3 - math.floor(math.log10(reach)) if reach > 0 else 0
+    return (reach * x * x.abs()).round(decimals=digits)  # 4 significant digits at the ends
 
 
 def tradeoff_report(
@@ -60,7 +67,7 @@ def tradeoff_report(
     coeffs: Sequence[float] | Tensor | None = None,
     layers: int | Sequence[int] | None = None,
     quick: bool = False,
-    span: float = 0.75,
+    span: float = 1.5,
     budget: float = 0.05,
     target: float = 0.5,
     floor: float | str = "chance",
@@ -86,13 +93,15 @@ def tradeoff_report(
             ``r`` is the paper's ``r_e``: the length added to the residual).
         behaviour: a ``BehaviourSpec`` (default: refusal on 20 harmless requests of the
             shipped ``refusal`` set, 8 with ``quick``).
-        helpfulness: a ``ChoiceTask`` (default: 60 questions of the shipped ``qa`` set, 16
+        helpfulness: a ``ChoiceTask`` (default: 40 questions of the shipped ``qa`` set, 12
             with ``quick``).
-        coeffs: the coefficients (default: 21, or 9 with ``quick``, evenly over
-            ``±span ×`` the median residual norm at the first steered layer; 0 included).
+        coeffs: the coefficients (default: 21, or 9 with ``quick``, spaced quadratically
+            over ``±span ×`` the median residual norm at the first steered layer, 0
+            included; see ``default_coeffs``).
         layers: a subset of the vector's layers.
         quick: small settings for tests and the ``--quick`` report.
-        span: the default range relative to the residual norm.
+        span: the default range relative to the residual norm (1.5: far enough for the
+            default model's helpfulness to reach chance on one side).
         budget: allowed relative helpfulness drop for the recommendation.
         target: the ``B`` Corollary 1 aims at.
         floor: Theorem 2's floor: ``"chance"`` (1/N, Corollary 2) or a number (0: the
@@ -129,7 +138,7 @@ def tradeoff_report(
     if not isinstance(spec, BehaviourSpec):
         raise SteerlensError(f"behaviour: expected a BehaviourSpec, got {type(spec).__name__}")
     task = (
-        helpfulness if helpfulness is not None else _default_helpfulness(model, 16 if quick else 60)
+        helpfulness if helpfulness is not None else _default_helpfulness(model, 12 if quick else 40)
     )
     values = (
         check_coeffs(coeffs)

@@ -219,7 +219,7 @@ class TradeoffReport:
                     "Geometric estimates from δr = h_L(r) − h_L(0) at the last token, the bounds "
                     "of Theorems 1 and 2 fitted to the measured curves (95% bootstrap CIs over "
                     "queries), and the paper's Llama-2-13B ranges for reference (its coefficients "
-                    "are on another scale)."
+                    "are on another scale).",
                 ],
                 [self.geometry, self.fits, self.comparison],
                 [figs["lambda"], figs["noise_histogram"], figs["noise_spread"]],

@@ -13,6 +13,7 @@ import torch
 
 import steerlens as sl
 from steerlens._html import render
+from steerlens._tokens import encode
 
 from .choice_standin import synthetic_setup
 
@@ -55,9 +56,7 @@ def test_summary_has_the_contract_keys(report):
         assert isinstance(summary[key], float) and math.isfinite(summary[key]), key
     assert summary["lambda"] == pytest.approx(report.lam.slope)
     assert summary["delta_lambda_fit"] == report.behaviour_fit.params["delta_lambda"]
-    assert (
-        summary["lambda_sigma_beta_fit"] == report.helpfulness_fit.params["lambda_sigma_beta"]
-    )
+    assert summary["lambda_sigma_beta_fit"] == report.helpfulness_fit.params["lambda_sigma_beta"]
     assert summary["recommended_coeff"] in COEFFS.tolist()
 
 
@@ -95,14 +94,23 @@ def test_figures_and_sections(report):
     assert page.count('class="figure"') == 5
 
 
-def test_default_coefficients_include_zero_and_both_signs(tiny_model, vector):
+def test_default_coefficients(tiny_model, vector):
+    """Quadratic spacing up to span x the median last-token residual norm (HF, unpadded)."""
     spec, task = synthetic_setup(tiny_model, vector, PROMPTS[:4], 1.0)
     rep = sl.tradeoff_report(
         tiny_model, vector, spec, task, quick=True, floor=0.0, n_boot=5, span=5.0
     )
-    coeffs = rep.settings["coeffs"]
-    assert len(coeffs) == 9 and 0.0 in coeffs and coeffs == sorted(coeffs)
-    assert coeffs[0] == pytest.approx(-coeffs[-1])
+    norms = []
+    for text in PROMPTS[:4]:
+        ids = torch.tensor([encode(tiny_model, text)])
+        with torch.no_grad():
+            hidden = tiny_model.original_model(ids, output_hidden_states=True).hidden_states
+        norms.append(float(hidden[1][0, -1].norm()))  # input of decoder layer 1
+    reach = 5.0 * sorted(norms)[1]  # torch.median: the lower middle of 4 values
+    x = np.linspace(-1, 1, 9)
+    np.testing.assert_allclose(rep.settings["coeffs"], reach * x * np.abs(x), rtol=1e-3)
+    with pytest.raises(sl.SteerlensError, match="span"):
+        sl.tradeoff_report(tiny_model, vector, spec, task, span=-1.0)
 
 
 def test_a_failed_fit_is_reported_not_fatal(tiny_model, vector):
