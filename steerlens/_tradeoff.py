@@ -25,7 +25,7 @@ from ._tradeoff_geometry import (
     estimate_margin,
     estimate_noise,
 )
-from ._tradeoff_recommend import recommend_coefficient
+from ._tradeoff_recommend import reachable_from_zero, recommend_coefficient
 from ._tradeoff_result import TradeoffReport
 from ._vectors import SteeringVector, as_vector
 
@@ -48,6 +48,8 @@ def default_coeffs(
     ``n``), ``R = span ×`` the median (``torch.median``: the lower middle value) norm of the
     residual at the first steered layer (last token of ``prompts``): dense near 0, where λ's
     linear range lies, and reaching far enough for helpfulness to decay."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 7:
+        raise SteerlensError(f"n_coeffs: expected an int >= 7 (3 per side and 0), got {n!r}")
     if not isinstance(span, (int, float)) or isinstance(span, bool) or not span > 0:
         raise SteerlensError(f"span: expected a positive number, got {span!r}")
     layer = vector.layers[0]
@@ -67,12 +69,14 @@ def tradeoff_report(
     coeffs: Sequence[float] | Tensor | None = None,
     layers: int | Sequence[int] | None = None,
     quick: bool = False,
+    n_coeffs: int | None = None,
     span: float = 1.5,
     budget: float = 0.05,
     target: float = 0.5,
     floor: float | str = "chance",
     top_t: int = 10,
     r2_min: float = 0.95,
+    min_mass: float = 0.1,
     n_boot: int | None = None,
     seed: int = 0,
     completions: int = 0,
@@ -100,6 +104,7 @@ def tradeoff_report(
             included; see ``default_coeffs``).
         layers: a subset of the vector's layers.
         quick: small settings for tests and the ``--quick`` report.
+        n_coeffs: how many default coefficients (default 21, 9 with ``quick``).
         span: the default range relative to the residual norm (1.5: far enough for the
             default model's helpfulness to reach chance on one side).
         budget: allowed relative helpfulness drop for the recommendation.
@@ -108,6 +113,10 @@ def tradeoff_report(
             authors' form); the other of the two is fitted too, for comparison.
         top_t: T, the unsteered top tokens used for σ.
         r2_min: the R² a linear range must keep (λ, Δλ, λσ).
+        min_mass: the Theorem 1 fit and the recommendation use only the coefficients around
+            0 where the aligned and misaligned tokens keep at least this fraction of their
+            unsteered probability mass (beyond, the model says neither, and the normalised
+            B is noise); the kept range is ``settings["behaviour_range"]``.
         n_boot: bootstrap resamples (default 200, 50 with ``quick``).
         seed: bootstrap seed.
         completions: also score greedy replies of this many behaviour prompts at 5 of the
@@ -143,7 +152,13 @@ def tradeoff_report(
     values = (
         check_coeffs(coeffs)
         if coeffs is not None
-        else default_coeffs(model, vector, spec.prompts, span=span, n=9 if quick else 21)
+        else default_coeffs(
+            model,
+            vector,
+            spec.prompts,
+            span=span,
+            n=n_coeffs if n_coeffs is not None else (9 if quick else 21),
+        )
     )
     if not bool((values == 0).any()):
         values = torch.cat([values, torch.zeros(1, dtype=values.dtype)]).sort().values
@@ -171,7 +186,11 @@ def tradeoff_report(
             failures[name] = str(error)
             return None
 
-    b_fit = attempt("theorem1", lambda: fit_behaviour(values, b_curve.normalized, **boot))
+    mass = (b_curve.aligned_mass + b_curve.misaligned_mass).mean(1).double().numpy()
+    r = values.double().numpy()
+    keep = torch.from_numpy(reachable_from_zero(r, mass >= min_mass * mass[r == 0][0]))
+    kept = values[keep]
+    b_fit = attempt("theorem1", lambda: fit_behaviour(kept, b_curve.normalized[keep], **boot))
     h_fit, h_other = (
         attempt(
             f"theorem2_floor_{f:g}",
@@ -185,9 +204,9 @@ def tradeoff_report(
     correct_ids = task.choice_ids[torch.arange(len(task.prompts)), task.correct]
     noise = estimate_noise(h_sweep, correct_ids, top_t=top_t, r2_min=r2_min)
     recommendation = recommend_coefficient(
-        values,
-        b_curve.normalized.mean(1),
-        h_curve.p_correct.mean(1),
+        kept,
+        b_curve.normalized[keep].mean(1),
+        h_curve.p_correct[keep].mean(1),
         budget=budget,
         behaviour_fit=b_fit,
         helpfulness_fit=h_fit,
@@ -214,6 +233,8 @@ def tradeoff_report(
         "target": target,
         "top_t": top_t,
         "r2_min": r2_min,
+        "min_mass": min_mass,
+        "behaviour_range": [float(kept.min()), float(kept.max())],
         "n_boot": n_boot,
         "seed": seed,
         "quick": quick,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -31,12 +32,16 @@ def _points(x, y, sem, name: str, color: str) -> go.Scatter:
 
 
 def behaviour_figure(
-    curve: BehaviourCurve, fit: CurveFit | None, completions: tuple | None = None
+    curve: BehaviourCurve,
+    fit: CurveFit | None,
+    completions: tuple | None = None,
+    fit_range: Sequence[float] | None = None,
 ) -> go.Figure:
-    """Measured ``B(r)`` (mean ± s.e. over queries), its tanh fit, and optional completions."""
+    """Measured ``B(r)`` (mean ± s.e. over queries), its tanh fit over ``fit_range``, and
+    optional completion-scored points."""
     table = curve.table
     r = table["coeff"].to_numpy()
-    grid = _grid(r)
+    grid = _grid(np.asarray(fit_range if fit_range is not None else r, dtype=float))
     fig = go.Figure(_points(r, table["B"], table["B_sem"], "B(r), next token", "#c0392b"))
     if fit is not None:
         a, b0 = fit.params["delta_lambda"], fit.params["b0"]

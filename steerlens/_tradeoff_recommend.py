@@ -1,7 +1,9 @@
 """A recommended steering coefficient: the most behaviour change within a helpfulness budget.
 
-- From the measured curves: among the swept coefficients with ``h(r) >= (1 − budget)·h(0)``,
-  the one with the largest ``B(r)`` (ties: the smallest ``|r|``).
+- From the measured curves: walking out from 0 on each side, the coefficients reached before
+  ``h(r)`` first drops below ``(1 − budget)·h(0)``; among them the one with the largest
+  ``B(r)`` (ties: the smallest ``|r|``). A coefficient beyond a violation is never chosen,
+  even if ``h`` recovers there (it often does once the model degenerates).
 - From the fitted curves: the parabolic bound allows ``|r| <= r_max`` with
   ``r_max² = 2·((1 − f)/g − 1 − a)/(a·b²)``, ``g = (1 − budget)·h(0) − f``; the tanh is
   monotone, so the recommendation is ``r_max`` on the side where B grows, never beyond the
@@ -156,7 +158,7 @@ def recommend_coefficient(
     b0, h0 = b[zero[0]], h[zero[0]]
     if h0 <= 0:
         raise SteerlensError("helpfulness: h(0) is 0, so a relative budget means nothing")
-    allowed = h >= (1 - budget) * h0
+    allowed = reachable_from_zero(r, h >= (1 - budget) * h0)
     order = sorted(np.flatnonzero(allowed), key=lambda i: (-b[i], abs(r[i])))
     best = order[0] if b[order[0]] > b0 else zero[0]
     coeff_fit = ci_fit = corollary = ci_cor = geometric = None
@@ -203,6 +205,17 @@ def recommend_coefficient(
         corollary_ci=ci_cor,
         corollary_geometric=geometric,
     )
+
+
+def reachable_from_zero(r: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Coefficients reached from 0 on each side before the first one that is not ``ok``."""
+    out = r == 0
+    for side in (r > 0, r < 0):
+        for i in sorted(np.flatnonzero(side), key=lambda i: abs(r[i])):
+            if not ok[i]:
+                break
+            out[i] = True
+    return out
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:

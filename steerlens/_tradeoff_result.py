@@ -124,6 +124,8 @@ class TradeoffReport:
         frame = pd.concat([b, h.drop(columns="coeff")], axis=1)
         for name, fit in (("B_fit", self.behaviour_fit), ("h_fit", self.helpfulness_fit)):
             frame[name] = fit.predict(r) if fit is not None else math.nan
+        low, high = self.settings["behaviour_range"]
+        frame.loc[(frame["coeff"] < low) | (frame["coeff"] > high), "B_fit"] = math.nan
         frame["mean |δr|"] = self.lam.norms.mean(1).tolist()
         frame["noise std"] = self.noise.spread.tolist()
         return frame
@@ -152,7 +154,9 @@ class TradeoffReport:
             if self.completions is not None:
                 done = (self.completions.table["coeff"], self.completions.table["B"])
             self._figures.update(
-                behaviour=behaviour_figure(self.behaviour, self.behaviour_fit, done),
+                behaviour=behaviour_figure(
+                    self.behaviour, self.behaviour_fit, done, self.settings["behaviour_range"]
+                ),
                 helpfulness=helpfulness_figure(
                     self.helpfulness,
                     [f for f in (self.helpfulness_fit, self.helpfulness_fit_other) if f],
@@ -206,6 +210,10 @@ class TradeoffReport:
                 "Tradeoff: behaviour and helpfulness",
                 [
                     setup,
+                    "B is fitted over r in [{:g}, {:g}], where the aligned and misaligned "
+                    "tokens keep at least {:g} of their unsteered probability mass.".format(
+                        *self.settings["behaviour_range"], self.settings["min_mass"]
+                    ),
                     f"Unsteered: B(0) = {s['B0']:.3f}, h(0) = {s['h0']:.3f}, accuracy "
                     f"{s['accuracy0']:.3f}.",
                 ],

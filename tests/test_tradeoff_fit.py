@@ -122,6 +122,9 @@ def test_recommendation_from_measured_curves():
     assert rec.h_ratio == pytest.approx(0.765 / 0.8)
     strict = sl.recommend_coefficient(coeffs, b, h, budget=0.01)
     assert strict.coeff == 0.0 and strict.gain == 0.0
+    recovers = np.array([0.60, 0.79, 0.80, 0.70, 0.60, 0.90])  # h dips, then comes back
+    rec = sl.recommend_coefficient(coeffs, b, recovers, budget=0.05)
+    assert rec.coeff == 0.0  # r = 3 is within budget but lies beyond the dip at r = 1
 
 
 @pytest.mark.parametrize("floor", [0.0, 0.25])

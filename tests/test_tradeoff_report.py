@@ -125,6 +125,21 @@ def test_a_failed_fit_is_reported_not_fatal(tiny_model, vector):
     assert "Not fitted (theorem2_floor_0.25)" in render("t", rep.sections())
 
 
+def test_behaviour_range_follows_the_token_mass(tiny_model, vector, report):
+    mass = (report.behaviour.aligned_mass + report.behaviour.misaligned_mass).mean(1)
+    r = report.behaviour.coeffs
+    low, high = report.settings["behaviour_range"]
+    inside = (r >= low) & (r <= high)
+    assert bool((mass[inside] >= 0.1 * mass[r == 0]).all())
+    spec, task = synthetic_setup(tiny_model, vector, PROMPTS[:3], 1.0)
+    strict = sl.tradeoff_report(
+        tiny_model, vector, spec, task, coeffs=COEFFS, floor=0.0, n_boot=5, min_mass=100.0
+    )
+    assert strict.settings["behaviour_range"] == [0.0, 0.0]
+    assert strict.behaviour_fit is None and "at least 3" in strict.failures["theorem1"]
+    assert strict.recommendation.coeff == 0.0
+
+
 def test_bad_input(tiny_model, vector, monkeypatch):
     spec, task = synthetic_setup(tiny_model, vector, PROMPTS[:3], 1.0)
     with pytest.raises(sl.SteerlensError, match="3 positive and 3 negative"):
