@@ -57,7 +57,7 @@ def default_coeffs(
     reach = span * float(acts.norm(dim=-1).median())
     x = torch.linspace(-1, 1, n, dtype=torch.float64)
     digits = 3 - math.floor(math.log10(reach)) if reach > 0 else 0
-    return (reach * x * x.abs()).round(decimals=digits)  # 4 significant digits at the ends
+    return (reach * x * x.abs()).round(decimals=digits) + 0.0  # 4 significant digits; no -0
 
 
 def tradeoff_report(

@@ -41,6 +41,8 @@ class Recommendation:
         target: the behaviour expectation Corollary 1 aims at.
         corollary: Corollary 1's coefficient with the fitted Δλ (None if Δλ = 0), CI too.
         corollary_geometric: the same with the geometric Δλ (None if not given).
+        fit_r2: the smaller R² of the two fits behind ``coeff_fit`` (None without fits);
+            below 0.5 the table marks the fitted rule as not informative.
     """
 
     budget: float
@@ -54,14 +56,20 @@ class Recommendation:
     corollary: float | None
     corollary_ci: tuple[float, float] | None
     corollary_geometric: float | None
+    fit_r2: float | None = None
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per rule: coefficient and confidence interval."""
         nan = (math.nan, math.nan)
+        fitted = "fitted curves, h within budget"
+        if self.capped:
+            fitted += " (capped at the swept range)"
+        if self.fit_r2 is not None and self.fit_r2 < 0.5:
+            fitted += f" — not informative: a fit has R² {self.fit_r2:.2f}"
         rows = [
             ("measured curves, h within budget", self.coeff, nan),
-            ("fitted curves, h within budget", self.coeff_fit, self.coeff_fit_ci or nan),
+            (fitted, self.coeff_fit, self.coeff_fit_ci or nan),
             (
                 f"Corollary 1, B >= {self.target:g}, fitted Δλ",
                 self.corollary,
@@ -161,7 +169,7 @@ def recommend_coefficient(
     allowed = reachable_from_zero(r, h >= (1 - budget) * h0)
     order = sorted(np.flatnonzero(allowed), key=lambda i: (-b[i], abs(r[i])))
     best = order[0] if b[order[0]] > b0 else zero[0]
-    coeff_fit = ci_fit = corollary = ci_cor = geometric = None
+    coeff_fit = ci_fit = corollary = ci_cor = geometric = fit_r2 = None
     capped = False
     limit = float(np.abs(r).max())
     if behaviour_fit is not None and helpfulness_fit is not None:
@@ -170,6 +178,7 @@ def recommend_coefficient(
                 "behaviour_fit, helpfulness_fit: expected a tanh and a parabolic fit"
             )
         pb, ph = behaviour_fit.params, helpfulness_fit.params
+        fit_r2 = float(min(behaviour_fit.r2, helpfulness_fit.r2))
         floor = helpfulness_fit.floor
         coeff_fit, capped = _budget_coeff(
             pb["delta_lambda"], ph["a"], ph["lambda_sigma_beta"], floor, budget, limit
@@ -204,6 +213,7 @@ def recommend_coefficient(
         corollary=corollary,
         corollary_ci=ci_cor,
         corollary_geometric=geometric,
+        fit_r2=fit_r2,
     )
 
 

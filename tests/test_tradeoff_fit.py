@@ -154,7 +154,8 @@ def test_recommendation_from_fits_meets_budget_exactly(floor):
     )
     start = math.atanh(math.tanh(-0.5))
     assert geometric.corollary_geometric == pytest.approx((math.atanh(0.6) - start) / 0.1)
-    assert set(rec.table["rule"]) and len(rec.table) == 4
+    assert len(rec.table) == 4 and rec.fit_r2 == pytest.approx(1.0)
+    assert "not informative" not in rec.table["rule"].iloc[1]
 
 
 def test_recommendation_is_capped_to_the_swept_range():
