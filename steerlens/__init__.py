@@ -37,8 +37,8 @@ from ._choices import ChoiceTask as ChoiceTask
 from ._choices import qa_task as qa_task
 from ._helpfulness import Helpfulness as Helpfulness
 from ._helpfulness import helpfulness as helpfulness
-from ._sweep import SweepResult as SweepResult
 from ._sweep import sweep as sweep
+from ._sweep_result import SweepResult as SweepResult
 from ._tradeoff import tradeoff_report as tradeoff_report
 from ._tradeoff_curves import BehaviourCurve as BehaviourCurve
 from ._tradeoff_curves import HelpfulnessCurve as HelpfulnessCurve

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ._behaviour import BehaviourSpec
 from ._errors import SteerlensError
-from ._sweep import SweepResult
+from ._sweep_result import SweepResult
 
 
 def _check_same_prompts(sweep: SweepResult, prompts: Any, what: str) -> None:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ._linefit import SideFits
 from ._tradeoff_curves import BehaviourCurve, HelpfulnessCurve
 from ._tradeoff_fit import CurveFit
-from ._tradeoff_geometry import LambdaEstimate, NoiseEstimate, SideFits
+from ._tradeoff_geometry import LambdaEstimate, NoiseEstimate
 
 AXIS = "coefficient r (unit direction; length added to the residual)"
 

@@ -12,10 +12,11 @@ import torch
 
 from ._behaviour import CompletionBehaviour
 from ._html import Section
-from ._sweep import SweepResult
+from ._linefit import LineFit
+from ._sweep_result import SweepResult
 from ._tradeoff_curves import BehaviourCurve, HelpfulnessCurve
 from ._tradeoff_fit import CurveFit
-from ._tradeoff_geometry import LambdaEstimate, LineFit, MarginEstimate, NoiseEstimate
+from ._tradeoff_geometry import LambdaEstimate, MarginEstimate, NoiseEstimate
 from ._tradeoff_plots import (
     behaviour_figure,
     helpfulness_figure,
@@ -74,6 +75,17 @@ class TradeoffReport:
     settings: dict[str, Any]
     seconds: float
     _figures: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"TradeoffReport(layers={self.settings['layers']}, {len(self.settings['coeffs'])} "
+            f"coefficients, {self.behaviour_sweep.n_queries} behaviour queries, "
+            f"{self.helpfulness_sweep.n_queries} questions; λ={s['lambda']:.3g}, "
+            f"Δ={s['delta']:.3g}, σ={s['sigma']:.3g}, Δλ fit={s['delta_lambda_fit']:.3g}, "
+            f"λσβ fit={s['lambda_sigma_beta_fit']:.3g}, recommended r={s['recommended_coeff']:g}"
+            f"{', failures: ' + ', '.join(self.failures) if self.failures else ''})"
+        )
 
     @property
     def summary(self) -> dict[str, float]:

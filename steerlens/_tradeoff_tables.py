@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._linefit import LineFit, SideFits
 from ._tradeoff_fit import CurveFit
-from ._tradeoff_geometry import BETA, LineFit, SideFits
+from ._tradeoff_geometry import BETA
 
 #: Ranges the paper reports on Llama-2-13B (chat and base), as text.
 PAPER = {

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import steerlens as sl
+from steerlens._linefit import fit_through_origin
 from steerlens._tokens import encode
-from steerlens._tradeoff_geometry import fit_through_origin
 
 from .choice_standin import make_task
 

@@ -60,6 +60,11 @@ def test_summary_has_the_contract_keys(report):
     assert summary["recommended_coeff"] in COEFFS.tolist()
 
 
+def test_repr_is_short(report):
+    assert len(repr(report)) < 400 and "recommended r=" in repr(report)
+    assert len(repr(report.behaviour_sweep)) < 400
+
+
 def test_tables_agree_with_the_curves(report):
     curves = report.curves
     assert len(curves) == len(COEFFS)
