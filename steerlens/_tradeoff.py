@@ -97,7 +97,7 @@ def tradeoff_report(
             ``r`` is the paper's ``r_e``: the length added to the residual).
         behaviour: a ``BehaviourSpec`` (default: refusal on 20 harmless requests of the
             shipped ``refusal`` set, 8 with ``quick``).
-        helpfulness: a ``ChoiceTask`` (default: 40 questions of the shipped ``qa`` set, 12
+        helpfulness: a ``ChoiceTask`` (default: 100 questions of the shipped ``qa`` set, 12
             with ``quick``).
         coeffs: the coefficients (default: 21, or 9 with ``quick``, spaced quadratically
             over ``±span ×`` the median residual norm at the first steered layer, 0
@@ -146,9 +146,9 @@ def tradeoff_report(
     spec = behaviour if behaviour is not None else refusal_behaviour(model, n=8 if quick else 20)
     if not isinstance(spec, BehaviourSpec):
         raise SteerlensError(f"behaviour: expected a BehaviourSpec, got {type(spec).__name__}")
-    task = (
-        helpfulness if helpfulness is not None else _default_helpfulness(model, 12 if quick else 40)
-    )
+    task = helpfulness
+    if task is None:
+        task = _default_helpfulness(model, 12 if quick else 100)
     values = (
         check_coeffs(coeffs)
         if coeffs is not None

@@ -156,3 +156,21 @@ def test_bad_input(tiny_model, vector, monkeypatch):
     monkeypatch.setitem(sys.modules, "steerlens._choices", None)
     with pytest.raises(sl.SteerlensError, match="ChoiceTask"):
         sl.tradeoff_report(tiny_model, vector, spec, coeffs=COEFFS)
+
+
+def test_completion_behaviour_scores_replies(tiny_model, vector):
+    prompts = PROMPTS[:2]
+    out = sl.completion_behaviour(
+        tiny_model, vector, [-1.0, 0.0, 1.0], prompts, score=lambda text: True, max_new_tokens=3
+    )
+    assert out.table["B"].tolist() == [1.0, 1.0, 1.0] and len(out.replies) == 6
+    half = sl.completion_behaviour(
+        tiny_model, vector, [0.0, 1.0], prompts, score=lambda text: 0.5, max_new_tokens=2
+    )
+    assert torch.equal(half.scores, torch.full((2, 2), 0.5))
+    with pytest.raises(sl.SteerlensError, match="score: must return"):
+        sl.completion_behaviour(
+            tiny_model, vector, [1.0], prompts, score=lambda text: 2.0, max_new_tokens=2
+        )
+    with pytest.raises(sl.SteerlensError, match="finite"):
+        sl.completion_behaviour(tiny_model, vector, [float("inf")], prompts)
