@@ -20,6 +20,7 @@ import steerlens as sl
 
 from ._html import Section, write
 from ._report_refusal import refusal_stage
+from ._report_tradeoff import tradeoff_stage
 
 Stage = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Section]]]
 
@@ -30,7 +31,21 @@ def one_shot_stage(context: dict[str, Any]) -> tuple[dict[str, Any], list[Sectio
     return study.to_dict(), study.sections()
 
 
-STAGES: list[tuple[str, Stage]] = [("refusal", refusal_stage), ("one_shot", one_shot_stage)]
+def values_stage(context: dict[str, Any]) -> tuple[dict[str, Any], list[Section]]:
+    """Value entanglement before and after ablating the morality direction."""
+    from ._values import QUICK_SETTINGS, REPORT_SETTINGS
+
+    settings = QUICK_SETTINGS if context["args"].quick else REPORT_SETTINGS
+    study = sl.value_entanglement(context["model"], **settings)
+    return study.to_dict(), study.sections()
+
+
+STAGES: list[tuple[str, Stage]] = [
+    ("refusal", refusal_stage),
+    ("one_shot", one_shot_stage),
+    ("tradeoff", tradeoff_stage),
+    ("values", values_stage),
+]
 
 
 def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]:
@@ -43,11 +58,11 @@ def run_report(args: argparse.Namespace) -> tuple[dict[str, Any], list[Section]]
     for name, stage in tqdm(STAGES, desc="report", unit="stage"):
         stage_started = time.perf_counter()
         numbers, stage_sections = stage(context)
-        numbers["seconds"] = round(time.perf_counter() - stage_started, 1)
+        numbers["stage_seconds"] = round(time.perf_counter() - stage_started, 1)
         result[name] = numbers
         sections += stage_sections
     result["seconds"] = round(time.perf_counter() - started, 1)
-    timing = ", ".join(f"{name} {result[name]['seconds']} s" for name, _ in STAGES)
+    timing = ", ".join(f"{name} {result[name]['stage_seconds']} s" for name, _ in STAGES)
     setup = Section(
         "Setup",
         [

@@ -23,4 +23,6 @@ def test_benchmarks_quick_mode_runs(tmp_path):
     assert results["extraction"]["vs_bare_forward"]["ratio"] > 0
     assert results["steering_overhead"]["one_layer"]["ratio"] > 0
     assert "ours_mib" in results["memory"]["64_texts"]
+    assert results["sweep"]["sweep_forwards"] > 0 and results["sweep"]["target_forwards"] > 1
+    assert results["one_shot_step"]["cached_vs_full"]["ratio"] > 0
     assert (tmp_path / "bench.md").read_text().startswith("| measure")

@@ -36,6 +36,11 @@ def test_quick_report(tmp_path):
     assert everything["quick"] is True and everything["seconds"] > 0
     one_shot = everything["one_shot"]["summary"]
     assert 0.0 <= one_shot["median_refusal_add"] <= one_shot["best_refusal_add"] <= 1.0
+    summary = everything["tradeoff"]["summary"]
+    assert {"lambda", "delta", "sigma", "recommended_coeff"} <= set(summary)
+    leakage = {row["dimension"]: row for row in everything["values"]["leakage"]}
+    assert set(leakage) == {"grammar", "economic"}
+    assert all(row["before_low"] <= row["before"] <= row["before_high"] for row in leakage.values())
     result = everything["refusal"]
     assert result["n_held_out"] == 6 and result["steer_layer"] == 17
     assert set(result["refusal_rate"]) == {"0.0", "0.8"}
