@@ -75,7 +75,8 @@ def test_transfer_report(tiny_model):
     torch.testing.assert_close(torch.tensor(table["logprob_unsteered"].values), base.double())
     torch.testing.assert_close(torch.tensor(table["logprob_steered"].values), steered.double())
     assert list(table["completion_steered"]) == replies
-    assert rep.summary["mean_logprob_change"] == pytest.approx(float((steered - base).mean()))
+    change = float((steered - base).mean())  # float32 log-probs: agree to their precision
+    assert rep.summary["mean_logprob_change"] == pytest.approx(change, abs=1e-5)
     for column in ("starts_with", "contains", "refusal"):
         for name in ("unsteered", "steered"):
             assert rep.summary[f"{column}_{name}"] == table[f"{column}_{name}"].mean()
