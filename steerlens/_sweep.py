@@ -99,8 +99,8 @@ def sweep(
     Args:
         model: a TransformerLens model.
         vector: a ``SteeringVector`` or a ``[d_model]`` tensor (then give ``layers``).
-        coeffs: distinct finite coefficients; 0 need not be included (the unsteered run is
-            always made, for ``delta``).
+        coeffs: distinct finite coefficients; 0 need not be included (the unsteered
+            output, for ``delta``, comes free with the prefix pass).
         prompts: raw texts (chat-format them first); the readout is their next token.
         layers: a subset of the vector's layers (default: all of them).
         positions: which tokens are steered, as for ``sl.add`` (``"all"``, ``"prompt"`` or
@@ -140,13 +140,14 @@ def sweep(
     direct = directions[first] if site == "resid_pre" else None
     hooked = {k: v for k, v in directions.items() if direct is None or k != first}
 
-    has_zero = bool((values == 0).any())
-    runs = values if has_zero else torch.cat([values, torch.zeros(1, dtype=values.dtype)])
+    steered = (values != 0).nonzero().flatten()  # r = 0 is the prefix pass's own output
+    runs = values[steered]
     encoded = [encode(model, text) for text in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     d_model = int(model.cfg.d_model)
-    final = torch.empty(runs.numel(), len(prompts), d_model)
+    final = torch.empty(values.numel(), len(prompts), d_model)
+    base = torch.empty(len(prompts), d_model)
     passes = sum(math.ceil(runs.numel() / max(1, max_rows // len(b))) for b in batches)
     show = progress if progress is not None else passes > 1
     bar = tqdm(total=passes, desc="sweep", disable=not show)
@@ -163,6 +164,7 @@ def sweep(
                     f"positions: {rule} selects no token of some prompts in a single forward "
                     "pass; use 'all', 'prompt' or indices"
                 )
+            base[batch] = prefix.final[:, -1].float().cpu()
             per_pass = max(1, max_rows // len(batch))
             for start in range(0, runs.numel(), per_pass):
                 chunk = runs[start : start + per_pass]
@@ -178,18 +180,15 @@ def sweep(
                     out = run_suffix(model, tiled, resid)[:, -1].float().cpu()
                 state.clear()
                 out = out.view(chunk.numel(), len(batch), -1)
-                final[start : start + chunk.numel(), batch] = out
+                final[steered[start : start + chunk.numel(), None], batch] = out
                 bar.update()
     finally:
         for handle in handles:
             handle.remove()
         bar.close()
+    final[values == 0] = base
     if not bool(torch.isfinite(final).all()):
         raise SteerlensError("model: produced NaN or inf residuals under steering")
-    zero = int((runs == 0).nonzero()[0])
-    base = final[zero].clone()
-    if not has_zero:
-        final = final[:-1]
     b_u = getattr(model, "b_U", None)
     return SweepResult(
         coeffs=values,
