@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -118,6 +119,8 @@ def _cache_kwarg_shim(model: Any) -> Iterator[None]:
     so the cache stays empty and cached generation ignores the prompt after the first
     token. For the duration of one call, a pre-hook copies ``cache`` to
     ``past_key_values`` on every block's attention (a no-op with older transformers).
+    The bridge itself still passes ``past_key_values`` to the HF model, whose deprecation
+    warning (not actionable by our users) is silenced for the call.
     """
 
     def hook(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
@@ -128,7 +131,11 @@ def _cache_kwarg_shim(model: Any) -> Iterator[None]:
     attns = [getattr(block, "attn", None) for block in getattr(model, "blocks", [])]
     handles = [a.register_forward_pre_hook(hook, with_kwargs=True) for a in attns if a is not None]
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
+            )
+            yield
     finally:
         for handle in handles:
             handle.remove()
