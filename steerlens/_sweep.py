@@ -140,8 +140,8 @@ def sweep(
     direct = directions[first] if site == "resid_pre" else None
     hooked = {k: v for k, v in directions.items() if direct is None or k != first}
 
-    steered = (values != 0).nonzero().flatten()  # r = 0 is the prefix pass's own output
-    runs = values[steered]
+    nonzero = (values != 0).nonzero().flatten()  # r = 0 is the prefix pass's own output
+    runs = values[nonzero]
     encoded = [encode(model, text) for text in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -180,7 +180,7 @@ def sweep(
                     out = run_suffix(model, tiled, resid)[:, -1].float().cpu()
                 state.clear()
                 out = out.view(chunk.numel(), len(batch), -1)
-                final[steered[start : start + chunk.numel(), None], batch] = out
+                final[nonzero[start : start + chunk.numel(), None], batch] = out
                 bar.update()
     finally:
         for handle in handles:
