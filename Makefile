@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(VENV)/bin/steerlens report --out report
 
-# Unit and integration tests, the notebooks (executed), and the docs (warnings are errors).
+# Import layers (import-linter), unit and integration tests, the notebooks (executed), and
+# the docs (warnings are errors).
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest --nbmake tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 

@@ -85,7 +85,7 @@ def compare(ours: Callable, base: Callable, repeats: int) -> dict[str, float]:
 def bench_extraction(model, quick: bool) -> dict:
     """mean_difference at layers 10 and 15 vs a bare HF full forward and steering-vectors."""
     import steerlens as sl
-    from steerlens._tokens import encode, left_pad
+    from steerlens.core.tokens import encode, left_pad
 
     n_pairs = 8 if quick else 64
     pos, neg = texts(n_pairs, 24, 1), texts(n_pairs, 24, 2)
@@ -167,7 +167,7 @@ def bench_sweep(model, quick: bool) -> dict:
     at most ``1 + 9 (L - l) / L`` of them (one prefix pass, then only the later blocks).
     """
     import steerlens as sl
-    from steerlens._readout import next_token_logits
+    from steerlens.steering.readout import next_token_logits
 
     n_queries, layer = (8 if quick else 32), 15
     queries = [sl.format_chat(model, t) for t in texts(n_queries, 12, 4)]
@@ -181,7 +181,9 @@ def bench_sweep(model, quick: bool) -> dict:
 
     def shared(max_rows: int):
         def run():
-            return sl.sweep(model, vector, coeffs, queries, batch_size=32, max_rows=max_rows)
+            return sl.tradeoff.sweep(
+                model, vector, coeffs, queries, batch_size=32, max_rows=max_rows
+            )
 
         return run
 
@@ -209,10 +211,10 @@ def bench_sweep(model, quick: bool) -> dict:
 
 
 def bench_one_shot_step(model, quick: bool) -> dict:
-    """Seconds per optimisation step at layer 15: prefix-cached vs full forward+backward.
+    """Seconds per optimization step at layer 15: prefix-cached vs full forward+backward.
 
     A step's time is ``(t(N steps) - t(0 steps)) / N``, so the one-off prefix pass and
-    tokenisation are not counted; cached and full runs alternate.
+    tokenization are not counted; cached and full runs alternate.
     """
     import steerlens as sl
 

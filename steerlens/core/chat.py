@@ -1,0 +1,115 @@
+"""The chat template: user messages formatted for the model, and answer pairs under it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import SteerlensError, SteerlensTypeError
+from .tokens import get_tokenizer
+from .validate import check_bool, check_text, check_texts, shown
+
+Message = str | Sequence[dict[str, str]]
+
+
+def is_messages(prompt: Any) -> bool:
+    """A non-empty list of ``{"role", "content"}`` dicts (one conversation)."""
+    return (
+        isinstance(prompt, Sequence)
+        and not isinstance(prompt, str)
+        and bool(prompt)
+        and all(isinstance(m, dict) for m in prompt)
+    )
+
+
+def check_messages(name: str, message: Any) -> list[dict[str, str]]:
+    """A user message (string) or a conversation, as a list of role/content dicts."""
+    if isinstance(message, str):
+        return [{"role": "user", "content": message}]
+    if not is_messages(message):
+        raise SteerlensTypeError(
+            f"{name}: expected a string or a non-empty list of {{'role', 'content'}} dicts, "
+            f"got {shown(message)}"
+        )
+    messages = [dict(m) for m in message]
+    for index, m in enumerate(messages):
+        if set(m) != {"role", "content"}:
+            raise SteerlensError(
+                f"{name}[{index}]: expected exactly the keys 'role' and 'content', got {sorted(m)}"
+            )
+        check_text(f"{name}[{index}]['role']", m["role"])
+        check_text(f"{name}[{index}]['content']", m["content"], empty=True)
+    return messages
+
+
+def format_chat(
+    model: Any,
+    message: Message,
+    *,
+    system: str | None = None,
+    add_generation_prompt: bool = True,
+) -> str:
+    """Apply the model's chat template to a user message (or a list of chat messages).
+
+    Args:
+        model: a TransformerLens model whose tokenizer has a chat template.
+        message: the user's message, or messages as ``[{"role": ..., "content": ...}]``.
+        system: an optional system prompt put first.
+        add_generation_prompt: end with the assistant header, ready for the reply.
+
+    Returns:
+        The formatted text (raw text ready for the extractors and ``project``).
+
+    Example:
+        >>> text = sl.format_chat(model, "How do I bake bread?")
+    """
+    messages = check_messages("message", message)
+    if system is not None:
+        messages = [{"role": "system", "content": check_text("system", system)}, *messages]
+    check_bool("add_generation_prompt", add_generation_prompt)
+    tokenizer = get_tokenizer(model)
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise SteerlensError(
+            "model: its tokenizer has no chat template; pass raw text (chat=False) instead"
+        )
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def answer_pairs(
+    model: Any,
+    prompts: Sequence[str],
+    positive_answers: Sequence[str],
+    negative_answers: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """Contrast two assistant answers under the same chat prompt.
+
+    Each prompt is chat-formatted (``format_chat``) and each answer appended to it, so that
+    extractors see texts that differ only in the answer.
+
+    Args:
+        model: a model whose tokenizer has a chat template.
+        prompts: user messages.
+        positive_answers: the answer of the positive class for each prompt.
+        negative_answers: the answer of the negative class for each prompt.
+
+    Returns:
+        ``(positives, negatives)``, ready for ``mean_difference`` and the other extractors.
+
+    Example:
+        >>> pos, neg = sl.answer_pairs(model, requests, refusals, compliances)
+    """
+    prompts = check_texts("prompts", prompts)
+    positive_answers = check_texts("positive_answers", positive_answers)
+    negative_answers = check_texts("negative_answers", negative_answers)
+    if not len(prompts) == len(positive_answers) == len(negative_answers):
+        raise SteerlensError(
+            f"positive_answers, negative_answers: expected {len(prompts)} each (one per "
+            f"prompt), got {len(positive_answers)} and {len(negative_answers)}"
+        )
+    formatted = [format_chat(model, prompt) for prompt in prompts]
+    return (
+        [p + a for p, a in zip(formatted, positive_answers, strict=True)],
+        [p + a for p, a in zip(formatted, negative_answers, strict=True)],
+    )

@@ -1,0 +1,153 @@
+"""Hook points: names built and checked in one place, hooks added the TransformerLens way.
+
+Every TransformerLens model (``TransformerBridge`` or classic ``HookedTransformer``) exposes
+``hook_dict`` (name -> ``HookPoint``), ``cfg.n_layers`` and ``cfg.d_model``. steerlens adds
+its hooks with ``HookPoint.add_hook``, so TransformerLens lists them (``model.list_hooks()``)
+and ``model.reset_hooks()`` removes them; ``attached`` removes them again on exit, always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from torch import Tensor, nn
+
+from .errors import SteerlensError, SteerlensTypeError
+from .validate import check_choice, is_int, shown
+
+SITES = ("resid_pre", "resid_mid", "resid_post")
+HookFn = Callable[[Tensor, Any], Tensor | None]
+
+
+def check_model(model: Any) -> Any:
+    """Return ``model`` if it has the TransformerLens hook API steerlens relies on."""
+    if isinstance(model, str):
+        raise SteerlensTypeError(
+            f"model: expected a TransformerLens model, got the string {model!r}; load it "
+            "first with steerlens.load_model(...)"
+        )
+    missing = [attr for attr in ("hook_dict", "cfg", "embed") if not hasattr(model, attr)]
+    cfg = getattr(model, "cfg", None)
+    missing += [a for a in ("n_layers", "d_model") if cfg is not None and not hasattr(cfg, a)]
+    if missing or not isinstance(model, nn.Module):
+        raise SteerlensTypeError(
+            f"model: expected a TransformerLens model (TransformerBridge or HookedTransformer) "
+            f"with hook points; got {type(model).__name__} lacking {missing or ['nn.Module']}. "
+            "Load one with steerlens.load_model()."
+        )
+    return model
+
+
+def n_layers(model: Any) -> int:
+    return int(model.cfg.n_layers)
+
+
+def d_model(model: Any) -> int:
+    return int(model.cfg.d_model)
+
+
+def model_name(model: Any) -> str:
+    return str(getattr(model.cfg, "model_name", None) or type(model).__name__)
+
+
+def model_device(model: Any) -> Any:
+    """Where the model's inputs go (``cfg.device``, else CPU)."""
+    return getattr(model.cfg, "device", None) or "cpu"
+
+
+def check_site(site: Any) -> str:
+    """Return ``site`` if it names a residual-stream site, else raise with the options."""
+    return check_choice("site", site, SITES)
+
+
+def normalise_layer(model: Any, layer: Any, name: str = "layer") -> int:
+    """Map a (possibly negative, Python-style) layer index to ``0..n_layers-1``."""
+    count = n_layers(model)
+    if not is_int(layer):
+        raise SteerlensTypeError(f"{name}: expected an int, got {shown(layer)}")
+    if not -count <= layer < count:
+        raise SteerlensError(
+            f"{name}: {layer} is out of range for a model with {count} layers "
+            f"(valid: 0..{count - 1}, or -{count}..-1 counted from the end)"
+        )
+    return int(layer) % count
+
+
+def layer_list(layers: Any, name: str = "layers") -> list[int]:
+    """An int or a non-empty sequence of ints naming no layer twice, as a list."""
+    if is_int(layers):
+        return [int(layers)]
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise SteerlensTypeError(f"{name}: expected an int or a list of ints, got {shown(layers)}")
+    bad = [layer for layer in layers if not is_int(layer)]
+    if bad:
+        raise SteerlensTypeError(f"{name}: expected ints, got {shown(bad[0])}")
+    if not layers:
+        raise SteerlensError(f"{name}: expected at least one layer, got an empty list")
+    if len(set(layers)) != len(layers):
+        raise SteerlensError(f"{name}: {list(layers)} names a layer twice")
+    return [int(layer) for layer in layers]
+
+
+def normalise_layers(model: Any, layers: Any, name: str = "layers") -> list[int]:
+    """Validate ``"all"``, a layer or a list of layers; return sorted indices."""
+    if isinstance(layers, str):
+        if layers != "all":
+            raise SteerlensError(
+                f"{name}: expected 'all', an int or a list of ints, got {layers!r}"
+            )
+        return list(range(n_layers(model)))
+    normalized = [normalise_layer(model, layer, name) for layer in layer_list(layers, name)]
+    if len(set(normalized)) != len(normalized):
+        raise SteerlensError(f"{name}: {layers} names a layer twice (counting from the end)")
+    return sorted(normalized)
+
+
+def hook_name(layer: int, site: str) -> str:
+    """The TransformerLens name of the residual stream at ``site`` of block ``layer``."""
+    return f"blocks.{layer}.hook_{check_site(site)}"
+
+
+def hook_point(model: Any, layer: int, site: str) -> nn.Module:
+    """The ``HookPoint`` for (layer, site), checked against ``model.hook_dict``."""
+    name = hook_name(normalise_layer(model, layer), site)
+    points = model.hook_dict
+    point = points.get(name)
+    if point is None:
+        available = sorted(n for n in points if n.startswith(f"blocks.{layer}.hook_resid"))
+        raise SteerlensError(
+            f"site: the model has no hook point {name!r}; this architecture may not expose "
+            f"{site!r}. Available residual hooks of block {layer}: {available}"
+        )
+    return point
+
+
+def _add(point: Any, fn: HookFn) -> Any:
+    """``point.add_hook(fn)``; returns the handle (classic TransformerLens returns None and
+    appends it to ``point.fwd_hooks``)."""
+    handle = point.add_hook(fn, dir="fwd")
+    return handle if handle is not None else point.fwd_hooks[-1]
+
+
+def _remove(point: Any, handle: Any) -> None:
+    handle.hook.remove()
+    point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
+
+
+@contextmanager
+def attached(hooks: Sequence[tuple[Any, HookFn]]) -> Iterator[None]:
+    """Add forward hooks ``fn(activation, hook=point)`` to hook points for a ``with`` block.
+
+    A hook returning a tensor replaces the activation; ``None`` leaves it. Hooks run in
+    the order given and are removed on exit, exceptions included.
+    """
+    added = []
+    try:
+        for point, fn in hooks:
+            added.append((point, _add(point, fn)))
+        yield
+    finally:
+        for point, handle in reversed(added):
+            _remove(point, handle)

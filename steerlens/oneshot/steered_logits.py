@@ -1,0 +1,82 @@
+"""Logits at scored positions with a trainable vector added at one layer: cached or naive.
+
+The vector enters at ``blocks.{layer}.hook_resid_pre``, so blocks ``0..layer-1`` do not
+depend on it. ``CachedRun`` runs them once (``core.suffix.compute_prefix``) and each call re-runs
+only blocks ``layer..L-1`` (``core.suffix.run_suffix``), then unembeds only the scored
+positions. ``NaiveRun`` runs the whole model each call, with the vector added by a hook at
+``blocks.{layer}.hook_resid_pre``, and reads the scored positions from the full logits;
+it exists to check the cached path and to time it. Both give gradients with respect to the
+vector only; the model's parameters never accumulate gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from ..core.completion_batch import CompletionBatch
+from ..core.forward import mask_kwargs
+from ..core.hookpoints import attached, hook_point, model_device
+from ..core.suffix import compute_prefix, run_suffix, unembed
+
+
+class CachedRun:
+    """Blocks before ``layer`` run once; each call runs the suffix from ``layer`` on."""
+
+    def __init__(
+        self, model: Any, batch: CompletionBatch, layer: int, where: Bool[Tensor, "row pos"]
+    ) -> None:
+        self.model, self.batch = model, batch
+        self.prefix = compute_prefix(model, batch.tokens, batch.mask, layer)
+        device = self.prefix.resid.device
+        self.where = where.to(device=device, dtype=self.prefix.resid.dtype)[..., None]
+        self.rows, self.cols = batch.rows.to(device), batch.cols.to(device)
+
+    def __call__(self, vector: Float[Tensor, " d_model"]) -> Float[Tensor, "n d_vocab"]:
+        resid = self.prefix.resid + self.where * vector.to(self.prefix.resid.dtype)
+        normalized = run_suffix(self.model, self.prefix, resid)
+        return unembed(self.model, normalized[self.rows, self.cols][None])[0]
+
+
+class NaiveRun:
+    """The whole model each call, the vector added by a hook at ``resid_pre`` of ``layer``."""
+
+    def __init__(
+        self, model: Any, batch: CompletionBatch, layer: int, where: Bool[Tensor, "row pos"]
+    ) -> None:
+        self.model, self.batch = model, batch
+        self.point = hook_point(model, layer, "resid_pre")
+        self.device = model_device(model)
+        self.where = where.to(self.device)[..., None]
+
+    def __call__(self, vector: Float[Tensor, " d_model"]) -> Float[Tensor, "n d_vocab"]:
+        def hook(resid: Tensor, **_: Any) -> Tensor:
+            return resid + self.where.to(resid.dtype) * vector.to(resid.dtype)
+
+        with attached([(self.point, hook)]):
+            logits = self.model(
+                self.batch.tokens.to(self.device), **mask_kwargs(self.model, self.batch.mask)
+            )
+        return logits[self.batch.rows.to(logits.device), self.batch.cols.to(logits.device)]
+
+
+def make_run(
+    model: Any,
+    batch: CompletionBatch,
+    layer: int,
+    where: Bool[Tensor, "row pos"],
+    cached: bool,
+) -> CachedRun | NaiveRun:
+    """The cached (prefix once, suffix per call) or naive (full forward per call) run."""
+    return (CachedRun if cached else NaiveRun)(model, batch, layer, where)
+
+
+def token_probs(
+    logits: Float[Tensor, "n d_vocab"], targets: Tensor, coldness: float
+) -> Float[Tensor, " n"]:
+    """``softmax(coldness * logits)`` at each target token."""
+    probs = torch.softmax(coldness * logits.float(), dim=-1)
+    return probs.gather(-1, targets.to(probs.device)[:, None])[:, 0]

@@ -1,0 +1,34 @@
+"""Steering: interventions on the residual stream, and reading it, on any TransformerLens model.
+
+``add`` / ``ablate`` / ``clamp`` describe an edit; ``steer`` hooks edits into a model for a
+``with`` block (forward passes, cached runs, generation); ``collect_activations`` and
+``project`` read the residual stream; ``next_token_logits`` and ``generate`` read outputs.
+"""
+
+from .activations import collect_activations as collect_activations
+from .activations import project as project
+from .conflicts import Conflict as Conflict
+from .conflicts import SteeringConflictWarning as SteeringConflictWarning
+from .conflicts import find_conflicts as find_conflicts
+from .context import steer as steer
+from .generation import generate as generate
+from .interventions import Intervention as Intervention
+from .interventions import ablate as ablate
+from .interventions import add as add
+from .interventions import clamp as clamp
+from .readout import next_token_logits as next_token_logits
+
+__all__ = [
+    "Conflict",
+    "Intervention",
+    "SteeringConflictWarning",
+    "ablate",
+    "add",
+    "clamp",
+    "collect_activations",
+    "find_conflicts",
+    "generate",
+    "next_token_logits",
+    "project",
+    "steer",
+]

@@ -1,0 +1,174 @@
+"""Read the residual stream: only the needed hook points, stopping after the last layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..core.batching import padded_batches
+from ..core.errors import SteerlensError, SteerlensTypeError
+from ..core.forward import run
+from ..core.hookpoints import (
+    attached,
+    check_model,
+    check_site,
+    d_model,
+    hook_point,
+    n_layers,
+    normalise_layers,
+)
+from ..core.tokens import encode
+from ..core.types import HookedModel
+from ..core.validate import check_instance, check_texts, is_int
+from ..core.vector import SteeringVector
+
+
+def _reduce(
+    acts: Float[Tensor, "batch pos d_model"],
+    mask: Bool[Tensor, "batch pos"],
+    position: str | int | Sequence[int],
+) -> Float[Tensor, "batch d_model"]:
+    """One vector per row: last real token, mean over real tokens, or chosen indices.
+
+    Rows are left-padded, so real token ``i`` of a row of length ``n`` sits at column
+    ``width - n + i``; negative indices count from the row's end.
+    """
+    lengths = mask.sum(-1)
+    width = mask.shape[1]
+    if position == "last":
+        return acts[:, -1]
+    if position == "mean":
+        weights = mask.to(acts.dtype)[..., None]
+        return (acts * weights).sum(1) / weights.sum(1)
+    indices = [position] if isinstance(position, int) else list(position)
+    rows = []
+    for row, length in enumerate(lengths.tolist()):
+        bad = [i for i in indices if not -length <= i < length]
+        if bad:
+            raise SteerlensError(
+                f"position: indices {bad} are out of range for a text of {length} tokens"
+            )
+        cols = [width - length + (i % length) for i in indices]
+        rows.append(acts[row, cols].mean(0))
+    return torch.stack(rows)
+
+
+def _check_position(position: Any) -> None:
+    if isinstance(position, str) and position in ("last", "mean"):
+        return
+    if is_int(position):
+        return
+    if (
+        isinstance(position, Sequence)
+        and not isinstance(position, str)
+        and position
+        and all(is_int(i) for i in position)
+    ):
+        return
+    raise SteerlensTypeError(
+        f"position: expected 'last', 'mean', an int or a non-empty list of ints, got {position!r}"
+    )
+
+
+def collect_activations(
+    model: HookedModel,
+    texts: Sequence[str],
+    layers: int | Sequence[int] | str,
+    *,
+    position: str | int | Sequence[int] = "last",
+    site: str = "resid_pre",
+    batch_size: int = 16,
+    progress: bool | None = None,
+) -> Float[Tensor, "n_texts n_layers d_model"]:
+    """Residual-stream activations of ``texts`` at ``layers``, one vector per text and layer.
+
+    Texts are tokenized one by one (BOS prepended as the model expects), grouped by length
+    into left-padded batches, and run with hooks only at the requested points; the forward
+    stops after the last requested block. No full activation cache is ever built.
+
+    Args:
+        model: a TransformerLens model.
+        texts: raw texts (use ``sl.format_chat`` first for chat prompts).
+        layers: layer indices (negative counts from the end) or ``"all"``.
+        position: ``"last"`` token, ``"mean"`` over real tokens, an index or a list of
+            indices (averaged); indices count real tokens, negative from the end.
+        site: ``resid_pre``, ``resid_mid`` or ``resid_post``.
+        batch_size: texts per forward pass.
+        progress: show a progress bar (default: when there is more than one batch).
+
+    Returns:
+        ``[n_texts, n_layers, d_model]`` float32 on the CPU, layers in ascending order.
+    """
+    check_model(model)
+    texts = check_texts("texts", texts)
+    check_site(site)
+    _check_position(position)
+    layers = normalise_layers(model, layers)
+    batches = padded_batches(model, [encode(model, text) for text in texts], batch_size)
+    out = torch.empty(len(texts), len(layers), d_model(model))
+    captured: dict[int, Tensor] = {}
+
+    def capture(layer: int):
+        def hook(resid: Tensor, **_: Any) -> None:
+            captured[layer] = resid.detach()
+
+        return hook
+
+    stop = layers[-1] + 1
+    stop_kwargs = {"stop_at_layer": stop} if stop < n_layers(model) else {}
+    show = progress if progress is not None else len(batches) > 1
+    with attached([(hook_point(model, layer, site), capture(layer)) for layer in layers]):
+        for batch in tqdm(batches, desc="activations", disable=not show):
+            captured.clear()
+            run(model, batch.tokens, batch.mask, **stop_kwargs)
+            mask = batch.mask.to(captured[layers[0]].device)
+            for column, layer in enumerate(layers):
+                out[batch.rows, column] = _reduce(captured[layer].float(), mask, position).cpu()
+    if not bool(torch.isfinite(out).all()):
+        raise SteerlensError("model: produced NaN or inf activations")
+    return out
+
+
+def project(
+    model: HookedModel,
+    texts: Sequence[str],
+    vector: SteeringVector,
+    *,
+    position: str | int | Sequence[int] = "last",
+    site: str | None = None,
+    batch_size: int = 16,
+) -> Float[Tensor, "n_texts n_layers"]:
+    """Projection ``x . u`` of each text's residual on ``u = vector[l] / |vector[l]|``.
+
+    Args:
+        model: a TransformerLens model.
+        texts: raw texts.
+        vector: directions; its layers (ascending) are the columns of the result.
+        position: token position rule, as for ``collect_activations``.
+        site: where to read (default: the vector's site).
+        batch_size: texts per forward pass.
+
+    Returns:
+        ``[n_texts, n_layers]``, column ``j`` for layer ``vector.layers[j]``.
+
+    Example:
+        >>> proj = sl.project(model, texts, vec)
+    """
+    check_instance("vector", vector, SteeringVector, "a SteeringVector")
+    vector.check_model(model)
+    units = vector.unit()
+    acts = collect_activations(
+        model,
+        texts,
+        vector.layers,
+        position=position,
+        site=site or vector.site,
+        batch_size=batch_size,
+    )
+    directions = torch.stack([units[layer] for layer in vector.layers])  # [layer, d_model]
+    return torch.einsum("nld,ld->nl", acts, directions)

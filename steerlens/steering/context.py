@@ -1,0 +1,88 @@
+"""``sl.steer``: interventions hooked into a model for the duration of a ``with`` block.
+
+Each intervention becomes one TransformerLens hook per layer (``HookPoint.add_hook``), so
+``model.list_hooks()`` shows them and ``model.reset_hooks()`` removes them. A position
+tracker gives every hook the absolute positions of the tokens it sees, so the same tokens
+are steered with and without the KV cache and in left-padded batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.errors import SteerlensError
+from ..core.hookpoints import attached, check_model, d_model, hook_point
+from ..core.tracker import PositionTracker
+from ..core.types import HookedModel
+from .conflicts import check_interventions, warn_conflicts
+from .interventions import Intervention
+
+
+def check_fits(model: Any, intervention: Intervention) -> None:
+    """Raise unless every layer/site exists and the directions fit ``d_model``."""
+    for layer in intervention.layers:
+        hook_point(model, layer, intervention.site)
+    if intervention.d_model != d_model(model):
+        raise SteerlensError(
+            f"vector: d_model {intervention.d_model} does not match the model's {d_model(model)}"
+        )
+
+
+def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):
+    """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``."""
+
+    def hook(resid: Tensor, **_: Any) -> Tensor:
+        if not isinstance(resid, Tensor) or resid.ndim != 3:
+            raise SteerlensError(
+                f"steer: expected a [batch, pos, d_model] residual at layer {layer}, got "
+                f"{getattr(resid, 'shape', type(resid))}"
+            )
+        where = tracker.positions(resid.shape[0], resid.shape[1], resid.device)
+        selected = intervention.positions.select(where)
+        if not bool(selected.any()):
+            return resid
+        edited = intervention.edit(resid, layer)
+        if bool(selected.all()):
+            return edited
+        return torch.where(selected[..., None], edited, resid)
+
+    return hook
+
+
+@contextmanager
+def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Intervention]]:
+    """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
+
+    Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
+    ``generate`` (positions are absolute, so the KV cache and left padding do not change
+    which tokens are steered). Several interventions at one site apply in the order given;
+    a ``SteeringConflictWarning`` says when a later ablate or clamp removes part of an
+    earlier intervention's direction (``sl.steering.find_conflicts`` lists them).
+
+    Example:
+        >>> with sl.steer(model, sl.add(vec, coeff=4.0)):
+        ...     out = sl.generate(model, "How do I bake bread?", max_new_tokens=30)
+    """
+    check_model(model)
+    if not interventions:
+        raise SteerlensError("interventions: expected at least one (sl.add/ablate/clamp)")
+    interventions = tuple(check_interventions(list(interventions)))
+    for intervention in interventions:
+        check_fits(model, intervention)
+    warn_conflicts(interventions)
+    tracker = PositionTracker(model)
+    hooks = [
+        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker))
+        for i in interventions
+        for layer in i.layers
+    ]
+    try:
+        with attached(hooks):
+            yield list(interventions)
+    finally:
+        tracker.remove()

@@ -1,0 +1,150 @@
+"""Text generation with the chat template applied, returning only the new text."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from ..core.chat import Message, format_chat, is_messages
+from ..core.errors import SteerlensError, SteerlensTypeError
+from ..core.forward import is_bridge
+from ..core.hookpoints import check_model, model_device
+from ..core.tokens import check_context, decode_reply, encode, left_pad
+from ..core.types import HookedModel
+from ..core.validate import check_bool, check_int, check_keywords, check_number, shown
+
+#: Options passed on to the model's ``generate`` (any other keyword is refused).
+GENERATE_OPTIONS = (
+    "top_k",
+    "top_p",
+    "freq_penalty",
+    "repetition_penalty",
+    "stop_at_eos",
+    "eos_token_id",
+)
+
+
+def generate(
+    model: HookedModel,
+    prompt: Message | Sequence[Message],
+    *,
+    max_new_tokens: int = 64,
+    chat: bool = True,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    use_past_kv_cache: bool = True,
+    **kwargs: Any,
+) -> str | list[str]:
+    """Generate a reply (greedy by default) and return only the new text.
+
+    Args:
+        model: a TransformerLens model; steering applies if called inside ``sl.steer``.
+        prompt: a user message, a list of chat messages, or a list of either (a batch,
+            left-padded; each row is generated exactly as it would be alone).
+        max_new_tokens: the most tokens to add.
+        chat: apply the chat template (``chat=False`` sends raw text).
+        do_sample: sample instead of greedy decoding.
+        temperature: sampling temperature (> 0).
+        use_past_kv_cache: reuse keys/values across steps (steering gives the same tokens
+            either way).
+        **kwargs: passed on to ``model.generate``: ``top_k``, ``top_p``, ``freq_penalty``,
+            ``repetition_penalty``, ``stop_at_eos``, ``eos_token_id``.
+
+    Returns:
+        The new text, or a list of texts for a batch.
+
+    Example:
+        >>> sl.generate(model, "How do I bake bread?", max_new_tokens=30)
+    """
+    check_model(model)
+    check_int("max_new_tokens", max_new_tokens, low=1)
+    check_bool("chat", chat)
+    check_bool("do_sample", do_sample)
+    check_number("temperature", temperature, low=0.0, open_low=True)
+    check_bool("use_past_kv_cache", use_past_kv_cache)
+    check_keywords("kwargs", kwargs, GENERATE_OPTIONS)
+    single = isinstance(prompt, str) or is_messages(prompt)
+    encoded = [encode(model, text, "prompt") for text in _texts(model, prompt, chat, single)]
+    check_context(model, max(map(len, encoded)) + max_new_tokens, "prompt + max_new_tokens")
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        use_past_kv_cache=use_past_kv_cache,
+        verbose=False,
+        return_type="tokens",
+        **kwargs,
+    )
+    new = _new_tokens(model, encoded, options)
+    replies = [decode_reply(model, row) for row in new]
+    return replies[0] if single else replies
+
+
+def _texts(model: Any, prompt: Any, chat: bool, single: bool) -> list[str]:
+    """The raw texts to generate from (chat-formatted unless ``chat=False``)."""
+    if not single and (isinstance(prompt, bytes) or not isinstance(prompt, Sequence)):
+        raise SteerlensTypeError(
+            f"prompt: expected a message, a list of chat messages, or a list of either, got "
+            f"{shown(prompt)}"
+        )
+    prompts = [prompt] if single else list(prompt)
+    if not prompts:
+        raise SteerlensError("prompt: expected a message or a non-empty list of them")
+    if chat:
+        return [format_chat(model, item) for item in prompts]
+    bad = [item for item in prompts if not isinstance(item, str)]
+    if bad:
+        raise SteerlensTypeError(f"prompt: chat=False needs raw strings, got {shown(bad[0])}")
+    return prompts
+
+
+def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any]:
+    """Generated token ids per prompt (without the prompt)."""
+    if is_bridge(model):
+        tokens, mask = left_pad(model, encoded)
+        device = model_device(model)
+        with torch.no_grad(), _cache_kwarg_shim(model):
+            out = model.generate(
+                tokens.to(device), attention_mask=mask.long().to(device), **options
+            )
+        return list(out[:, tokens.shape[1] :])
+    rows = []  # classic HookedTransformer: one prompt at a time (no attention_mask argument)
+    for ids in encoded:
+        with torch.no_grad():
+            rows.append(model.generate(torch.tensor([ids]), **options)[0, len(ids) :])
+    return rows
+
+
+@contextmanager
+def _cache_kwarg_shim(model: Any) -> Iterator[None]:
+    """Hand the KV cache to TransformerLens attention under its old keyword.
+
+    transformers >= 5.2x passes the cache to attention modules as ``cache=`` (formerly
+    ``past_key_values=``); TransformerLens 4.3's attention bridges read only the old name,
+    so the cache stays empty and cached generation ignores the prompt after the first
+    token. For the duration of one call, a pre-hook copies ``cache`` to
+    ``past_key_values`` on every block's attention (a no-op with older transformers).
+    The bridge itself still passes ``past_key_values`` to the HF model, whose deprecation
+    warning (not actionable by our users) is silenced for the call.
+    """
+
+    def hook(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+            return args, {**kwargs, "past_key_values": kwargs["cache"]}
+        return None
+
+    attns = [getattr(block, "attn", None) for block in getattr(model, "blocks", [])]
+    handles = [a.register_forward_pre_hook(hook, with_kwargs=True) for a in attns if a is not None]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
+            )
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,44 @@
+"""Per-token KL of steered next-token distributions, against plain PyTorch on the HF model."""
+
+from __future__ import annotations
+
+import torch
+
+import steerlens as sl
+from steerlens.core.tokens import encode
+from steerlens.measures.kl import neutral_texts
+
+TEXTS = ["The river runs north.", "Bread is made from flour, water and salt.", "Hi"]
+
+
+def test_token_kl_matches_a_hand_computation(tiny_model):
+    vec = sl.SteeringVector({1: 5.0 * torch.randn(64, generator=torch.Generator().manual_seed(2))})
+    kls = sl.measures.token_kl(tiny_model, {"add": sl.add(vec)}, TEXTS, batch_size=2)["add"]
+    expected = []
+    hf = tiny_model.original_model
+    for text in TEXTS:
+        ids = torch.tensor([encode(tiny_model, text)])
+
+        def pre_hook(_module, args, kwargs):
+            return (args[0] + vec[1], *args[1:]), kwargs
+
+        with torch.no_grad():
+            base = hf(ids).logits[0].double().log_softmax(-1)
+            handle = hf.model.layers[1].register_forward_pre_hook(pre_hook, with_kwargs=True)
+            try:
+                steered = hf(ids).logits[0].double().log_softmax(-1)
+            finally:
+                handle.remove()
+        expected.append((base.exp() * (base - steered)).sum(-1))
+    expected = torch.cat(expected)
+    assert kls.shape == expected.shape  # one value per real token, input order
+    torch.testing.assert_close(kls, expected, atol=1e-6, rtol=1e-4)
+    means = sl.measures.mean_kl(tiny_model, {"add": sl.add(vec)}, TEXTS)
+    assert means["add"] == float(expected.mean()) or abs(means["add"] - float(expected.mean())) < 1e-6
+
+
+def test_neutral_set_is_shipped():
+    texts = neutral_texts()
+    assert len(texts) == 16 and all(len(t) > 60 for t in texts)
+    frame = sl.datasets.load("neutral")
+    assert list(frame.columns) == ["id", "text"] and frame["id"].is_unique
