@@ -22,7 +22,7 @@ def default_model():
 @pytest.fixture(scope="session")
 def tokenizer():
     """The default model's tokenizer (from the steerlens cache; no weights loaded)."""
-    from steerlens.core.loading import default_tokenizer
+    from steerlens.core.model_cache import default_tokenizer
 
     return default_tokenizer()
 

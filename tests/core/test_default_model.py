@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import steerlens as sl
-from steerlens.core import loading as _model
+from steerlens.core import model_cache
 from steerlens.core.tokens import encode
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,7 @@ def test_partial_cache_is_rebuilt_not_fatal(tmp_path, monkeypatch):
     """A cache folder without its completion marker (a crash mid-write) or with a broken
     weights file is rebuilt from the GGUF, and the rebuilt model gives the same logits."""
     monkeypatch.setenv("STEERLENS_CACHE", str(tmp_path))
-    folder = _model._cache_dir(_model.default_gguf_path())
+    folder = model_cache.cache_dir(model_cache.default_gguf_path())
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"truncated")
     start = time.perf_counter()
@@ -160,3 +160,14 @@ def test_answer_pairs_share_the_prompt(default_model):
     assert pos[0] == prompt + "No." and neg[0] == prompt + "Yes."
     with pytest.raises(sl.SteerlensError, match="one per prompt"):
         sl.answer_pairs(default_model, ["Hi?"], ["No."], ["Yes.", "Yep."])
+
+
+def test_a_gguf_path_loads_like_the_default(default_model):
+    """``load_model(<file>.gguf)`` goes through the same dequantised cache as the default."""
+    from steerlens.core.model_cache import default_gguf_path
+
+    model = sl.load_model(str(default_gguf_path()))
+    assert model.cfg.model_name == default_gguf_path().stem
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), default_model(ids))

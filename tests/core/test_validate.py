@@ -51,7 +51,9 @@ def test_check_text_and_texts():
         check_text("s", "")
     with pytest.raises(SteerlensTypeError, match=r"s: expected a string, got 5 \(int\)"):
         check_text("s", 5)
-    assert check_texts("t", ["a", "b"]) == ["a", "b"] and check_texts("t", "a", single=True) == ["a"]
+    assert check_texts("t", ["a", "b"]) == ["a", "b"] and check_texts("t", "a", single=True) == [
+        "a"
+    ]
     with pytest.raises(SteerlensTypeError, match="single string"):
         check_texts("t", "abc")
     with pytest.raises(SteerlensTypeError, match=r"t\[1\]: expected a string, got None"):
