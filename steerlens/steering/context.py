@@ -3,7 +3,9 @@
 Each intervention becomes one TransformerLens hook per layer (``HookPoint.add_hook``), so
 ``model.list_hooks()`` shows them and ``model.reset_hooks()`` removes them. A position
 tracker gives every hook the absolute positions of the tokens it sees, so the same tokens
-are steered with and without the KV cache and in left-padded batches.
+are steered with and without the KV cache and in left-padded batches. For the duration of
+the block, ``cache_keyword_shim`` also hands the KV cache to TransformerLens's attention under
+the keyword it reads, so the model's own ``generate`` is right under transformers 5.24.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..core.errors import SteerlensError
 from ..core.hookpoints import attached, check_model, d_model, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
+from .cache_keyword import cache_keyword_shim
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
 
@@ -82,7 +85,7 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
         for layer in i.layers
     ]
     try:
-        with attached(hooks):
+        with cache_keyword_shim(model), attached(hooks):
             yield list(interventions)
     finally:
         tracker.remove()

@@ -16,6 +16,7 @@ from ..core.hookpoints import check_model, model_device
 from ..core.tokens import check_context, decode_reply, encode, left_pad
 from ..core.types import HookedModel
 from ..core.validate import check_bool, check_int, check_keywords, check_number, shown
+from .cache_keyword import cache_keyword_shim
 
 #: Options passed on to the model's ``generate`` (any other keyword is refused).
 GENERATE_OPTIONS = (
@@ -107,7 +108,7 @@ def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any
     if is_bridge(model):
         tokens, mask = left_pad(model, encoded)
         device = model_device(model)
-        with torch.no_grad(), _cache_kwarg_shim(model):
+        with torch.no_grad(), cache_keyword_shim(model), _quiet_cache_deprecation():
             out = model.generate(
                 tokens.to(device), attention_mask=mask.long().to(device), **options
             )
@@ -120,31 +121,11 @@ def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any
 
 
 @contextmanager
-def _cache_kwarg_shim(model: Any) -> Iterator[None]:
-    """Hand the KV cache to TransformerLens attention under its old keyword.
-
-    transformers >= 5.2x passes the cache to attention modules as ``cache=`` (formerly
-    ``past_key_values=``); TransformerLens 4.3's attention bridges read only the old name,
-    so the cache stays empty and cached generation ignores the prompt after the first
-    token. For the duration of one call, a pre-hook copies ``cache`` to
-    ``past_key_values`` on every block's attention (a no-op with older transformers).
-    The bridge itself still passes ``past_key_values`` to the HF model, whose deprecation
-    warning (not actionable by our users) is silenced for the call.
-    """
-
-    def hook(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
-            return args, {**kwargs, "past_key_values": kwargs["cache"]}
-        return None
-
-    attns = [getattr(block, "attn", None) for block in getattr(model, "blocks", [])]
-    handles = [a.register_forward_pre_hook(hook, with_kwargs=True) for a in attns if a is not None]
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
-            )
-            yield
-    finally:
-        for handle in handles:
-            handle.remove()
+def _quiet_cache_deprecation() -> Iterator[None]:
+    """Silence the deprecation warning transformers >= 5.24 gives on every call: the bridge
+    passes ``past_key_values`` to the Hugging Face model, which our users cannot change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
+        )
+        yield
