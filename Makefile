@@ -26,7 +26,7 @@ report: $(STAMP)
 # the docs (warnings are errors).
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest --nbmake tests notebooks
+	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
