@@ -142,3 +142,24 @@ def test_a_left_padded_batch_equals_one_row_at_a_time(model, vector, positions):
             [sl.collect_activations(model, [t], [LAYER + 1], position="mean") for t in texts]
         )
     torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_load_model_takes_the_classic_model_as_it_is(model):
+    assert sl.load_model(model) is model
+    with pytest.raises(sl.SteerlensError, match="compatibility_mode"):
+        sl.load_model(model, compatibility_mode=True)
+
+
+def test_processed_weights_give_centred_vectors(tokenizer):
+    """``process_weights_`` (what ``HookedTransformer.from_pretrained`` does) centres a
+    LayerNorm model's writing weights: vectors read there record the centred basis."""
+    cfg = HookedTransformerConfig(d_vocab=len(tokenizer), **SHAPES, **KINDS["gpt2_like"])
+    processed = HookedTransformer(cfg, tokenizer=tokenizer).eval()
+    positives, negatives = ["I love it", "Great day"], ["I hate it", "Awful day"]
+    before = sl.mean_difference(processed, positives, negatives, layers=[LAYER])
+    processed.process_weights_(fold_ln=True, center_writing_weights=True, center_unembed=True)
+    after = sl.mean_difference(processed, positives, negatives, layers=[LAYER])
+    assert (before.basis, after.basis) == ("plain", "centred")
+    assert float(after[LAYER].mean().abs()) < 1e-6 * float(after[LAYER].norm())
+    with pytest.raises(sl.SteerlensError, match="residual basis"):
+        sl.project(processed, positives, before)
