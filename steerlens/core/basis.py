@@ -34,8 +34,10 @@ from torch import Tensor
 
 from .errors import SteerlensError
 from .forward import is_bridge
+from .validate import check_choice
 
 BASES = ("plain", "centred")
+USES = ("add", "ablate", "clamp", "project")
 #: |mean component| / |direction| below which a direction counts as centred
 CENTRED_TOLERANCE = 1e-4
 #: max over embedding rows of |row mean| / row RMS below which the writing weights are centred
@@ -67,6 +69,7 @@ def is_centred(direction: Tensor) -> bool:
 def check_basis(basis: str, model: Any, directions: Iterable[Tensor], use: str) -> None:
     """Raise unless directions read in ``basis`` apply exactly to ``model`` for ``use``
     (``"add"``, ``"ablate"``, ``"clamp"`` or ``"project"``); see the module docstring."""
+    check_choice("use", use, USES)
     target = residual_basis(model)
     if basis == target or use == "add":
         return

@@ -231,11 +231,12 @@ class SteeringVector:
 
     @classmethod
     def load(cls, path: str | os.PathLike, model: Any = None) -> SteeringVector:
-        """Read a file written by ``save``; validates it, and its fit to ``model`` if given."""
+        """Read a file written by ``save``; validates it, and its fit to ``model`` if given
+        (d_model and layers; the residual basis is checked where the vector is used)."""
         directions, meta = vector_file.read(path)
         vector = cls(directions=directions, **meta)
         if model is not None:
-            vector.check_model(model)
+            vector.check_model(model, "add")
         return vector
 
     # --- llama.cpp interop --------------------------------------------------------------
