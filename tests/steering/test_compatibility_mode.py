@@ -104,12 +104,13 @@ def test_the_residual_basis_follows_the_weights(gpt2, llama):
     # RMSNorm: TransformerLens folds the gains but does not centre the writing weights
     assert residual_basis(llama[1]) == "plain"
     ids = torch.tensor([encode(plain, TEXTS[0])])
-    name = f"blocks.{LAYER}.hook_resid_pre"
+    names = [f"blocks.{LAYER}.hook_{site}" for site in ("resid_pre", "resid_mid", "resid_post")]
     with torch.no_grad():
-        _, plain_cache = plain.run_with_cache(ids, names_filter=[name])
-        _, compat_cache = compat.run_with_cache(ids, names_filter=[name])
-    expected = plain_cache[name] - plain_cache[name].mean(-1, keepdim=True)
-    torch.testing.assert_close(compat_cache[name], expected, rtol=1e-4, atol=1e-5)
+        _, plain_cache = plain.run_with_cache(ids, names_filter=names)
+        _, compat_cache = compat.run_with_cache(ids, names_filter=names)
+    for name in names:
+        expected = plain_cache[name] - plain_cache[name].mean(-1, keepdim=True)
+        torch.testing.assert_close(compat_cache[name], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_constructors_record_the_basis_and_files_keep_it(gpt2, tmp_path):
