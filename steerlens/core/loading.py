@@ -34,8 +34,14 @@ def _boot(name: str, hf_model: Any, tokenizer: Any, options: dict[str, Any]) -> 
     """``TransformerBridge.boot_transformers`` with steerlens's options; a missing
     ``config.architectures`` is filled in from the model class (TransformerLens copies the
     config, so the user's model is left as it is)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError as error:  # a TransformerLens without the bridge
+        raise SteerlensError(
+            "model: loading by name, path or Hugging Face model needs TransformerLens 4's "
+            f"TransformerBridge, which the installed TransformerLens lacks ({error}); build a "
+            "HookedTransformer yourself and pass it: sl.load_model(hooked_transformer)"
+        ) from error
     kwargs = {k: v for k, v in options.items() if v is not None}
     if hf_model is not None:
         kwargs.update(hf_model=hf_model, tokenizer=tokenizer)

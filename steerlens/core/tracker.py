@@ -57,6 +57,11 @@ class PositionTracker:
             return Positions(
                 current.absolute.to(device), current.prompt_len.to(device), current.new_stream
             )
+        if self._mask is not None and tuple(self._mask.shape) == (batch, n_pos):
+            # The whole stream re-fed as a residual (classic ``generate`` without the KV
+            # cache calls ``forward`` on all embeddings so far, bypassing ``__call__``).
+            absolute = _absolute(self._mask).to(device)
+            return Positions(absolute, self._prompt_len.to(device), False)
         # The stream was not seen (e.g. residual fed in with start_at_layer): no padding.
         absolute = torch.arange(n_pos, device=device).expand(batch, n_pos)
         return Positions(absolute, torch.full((batch,), n_pos, device=device), True)

@@ -14,11 +14,12 @@ from torch import Tensor
 
 from . import control_vectors as gguf
 from . import vector_file
+from .basis import BASES, check_basis
 from .errors import SteerlensError, SteerlensTypeError
 from .hookpoints import check_site, d_model, hook_name, layer_list, model_name, normalise_layer
 from .linalg import unit
 from .types import Direction
-from .validate import check_instance, check_number, check_text, is_int, shown
+from .validate import check_choice, check_instance, check_number, check_text, is_int, shown
 
 
 def data_hash(*groups: Sequence[str]) -> str:
@@ -60,6 +61,10 @@ class SteeringVector:
         position: the token-position rule used when reading activations.
         params: the creation parameters (JSON-serializable).
         data_hash: a hash of the data the vector was computed from, if any.
+        basis: the residual basis the directions were read in: ``"plain"`` (the Hugging
+            Face residual; the default, and what files without the field mean) or
+            ``"centred"`` (a model with centred writing weights, e.g. a LayerNorm bridge in
+            compatibility mode); ``core.basis`` says when a vector applies across bases.
 
     Example:
         >>> vec = sl.mean_difference(model, positives, negatives, layers=[8, 12])
@@ -74,9 +79,11 @@ class SteeringVector:
     position: str = "last"
     params: Mapping[str, Any] = field(default_factory=dict)
     data_hash: str | None = None
+    basis: str = "plain"
 
     def __post_init__(self) -> None:
         check_site(self.site)
+        check_choice("basis", self.basis, BASES)
         check_instance("directions", self.directions, Mapping, "a dict layer -> [d_model] tensor")
         if not self.directions:
             raise SteerlensError("directions: expected at least one layer, got none")
@@ -127,7 +134,7 @@ class SteeringVector:
             f"SteeringVector(method={self.method!r}, model={self.model_name!r}, "
             f"d_model={self.d_model}, read at {names} [{self.position} token], "
             f"applies at {names} unless an intervention names another site, "
-            f"norms {{{norms}}}, data_hash={self.data_hash!r})"
+            f"norms {{{norms}}}, data_hash={self.data_hash!r}, basis={self.basis!r})"
         )
 
     # --- algebra ------------------------------------------------------------------------
@@ -143,6 +150,11 @@ class SteeringVector:
             )
         if other.d_model != self.d_model:
             raise SteerlensError(f"other: d_model {other.d_model} != {self.d_model}")
+        if other.basis != self.basis:
+            raise SteerlensError(
+                f"other: {op} needs vectors read in the same residual basis; got "
+                f"{self.basis!r} and {other.basis!r}"
+            )
 
     def __add__(self, other: SteeringVector) -> SteeringVector:
         self._check_compatible(other, "+")
@@ -179,8 +191,9 @@ class SteeringVector:
             for layer in shared
         }
 
-    def check_model(self, model: Any) -> None:
-        """Raise unless the vector fits ``model`` (d_model and layer range)."""
+    def check_model(self, model: Any, use: str = "project") -> None:
+        """Raise unless the vector fits ``model`` (d_model, layer range, and its residual
+        basis for ``use``: ``"add"``, ``"ablate"``, ``"clamp"`` or ``"project"``)."""
         if self.d_model != d_model(model):
             raise SteerlensError(
                 f"vector: d_model {self.d_model} does not match the model's {d_model(model)} "
@@ -188,6 +201,7 @@ class SteeringVector:
             )
         for layer in self.layers:
             normalise_layer(model, layer)
+        check_basis(self.basis, model, self.directions.values(), use)
 
     def select(self, layers: Any) -> SteeringVector:
         """The same vector on a subset of its layers (``None``: all of them)."""
@@ -211,16 +225,18 @@ class SteeringVector:
             "position": self.position,
             "params": self.params,
             "data_hash": self.data_hash,
+            "basis": self.basis,
         }
         vector_file.write(path, self.directions, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, model: Any = None) -> SteeringVector:
-        """Read a file written by ``save``; validates it, and its fit to ``model`` if given."""
+        """Read a file written by ``save``; validates it, and its fit to ``model`` if given
+        (d_model and layers; the residual basis is checked where the vector is used)."""
         directions, meta = vector_file.read(path)
         vector = cls(directions=directions, **meta)
         if model is not None:
-            vector.check_model(model)
+            vector.check_model(model, "add")
         return vector
 
     # --- llama.cpp interop --------------------------------------------------------------
@@ -233,7 +249,8 @@ class SteeringVector:
 
     @classmethod
     def from_gguf(cls, path: str | os.PathLike, site: str = "resid_pre") -> SteeringVector:
-        """Read a llama.cpp / repeng control vector as directions at ``site``."""
+        """Read a llama.cpp / repeng control vector as directions at ``site`` (read on
+        llama.cpp's plain residual: basis ``"plain"``)."""
         gguf.check_control_site(site)
         directions, hint = gguf.read_control_vector(path)
         return cls(

@@ -2,7 +2,9 @@
 
 Schema (``FORMAT``): one tensor ``layer.{l}`` of shape ``[d_model]`` per layer, of a float
 dtype in ``DTYPES`` (kept as float32 after loading, and finite there), and under the
-header key ``"steerlens"`` a JSON object with exactly the keys of ``FIELDS``. Every check
+header key ``"steerlens"`` a JSON object with exactly the keys of ``FIELDS`` (``basis``, the
+residual basis, is optional: files written before it existed load as ``"plain"``, the basis
+they were all read in). Every check
 runs before a tensor is used; a malformed file raises ``SteerlensError`` naming the path
 and the field.
 """
@@ -19,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .basis import BASES
 from .errors import SteerlensError
 from .hookpoints import SITES
 from .validate import is_int
@@ -35,7 +38,10 @@ FIELDS = (
     "data_hash",
     "d_model",
     "layers",
+    "basis",
 )
+#: fields older files may lack, with the value they mean
+OPTIONAL = {"basis": "plain"}
 
 
 def write(path: str | os.PathLike, directions: Mapping[int, Tensor], meta: Mapping) -> None:
@@ -99,6 +105,7 @@ def _metadata(path: str, header: Mapping[str, str]) -> dict[str, Any]:
         raise _bad(path, "steerlens", f"not JSON ({error})") from error
     if not isinstance(meta, dict):
         raise _bad(path, "steerlens", f"expected a JSON object, got {type(meta).__name__}")
+    meta = {**OPTIONAL, **meta}
     missing = [k for k in FIELDS if k not in meta]
     if missing:
         raise _bad(path, missing[0], "missing")
@@ -109,6 +116,8 @@ def _metadata(path: str, header: Mapping[str, str]) -> dict[str, Any]:
         raise _bad(path, "format", f"expected {FORMAT!r}, got {meta['format']!r}")
     if meta["site"] not in SITES:
         raise _bad(path, "site", f"expected one of {SITES}, got {meta['site']!r}")
+    if meta["basis"] not in BASES:
+        raise _bad(path, "basis", f"expected one of {BASES}, got {meta['basis']!r}")
     for key in ("method", "position"):
         if not isinstance(meta[key], str) or not meta[key]:
             raise _bad(path, key, f"expected a non-empty string, got {meta[key]!r}")

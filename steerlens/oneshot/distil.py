@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..core.basis import residual_basis
 from ..core.completion_batch import CompletionBatch, completion_batch
 from ..core.errors import SteerlensError
 from ..core.hookpoints import check_model, d_model, model_name, n_layers, normalise_layer
@@ -103,7 +104,7 @@ def reentrant(
     check_model(model)
     config = resolve(settings, options, exclude=("coldness",))
     first_layer, first, first_vec = _first(first_vector)
-    first_vec.check_model(model)
+    first_vec.check_model(model, "add")
     later = _later_layer(model, later_layer, first_layer)
     check_choice("over", over, OVER)
     prompts = check_texts("prompt", prompt, single=True)
@@ -140,6 +141,7 @@ def reentrant(
         {later: vector},
         method="one_shot_reentrant",
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(config.rule.label()),
         params=record,
         data_hash=data_hash(prompts, completions),

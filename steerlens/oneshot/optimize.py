@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..core.basis import residual_basis
 from ..core.completion_batch import CompletionBatch, completion_batch
 from ..core.errors import SteerlensError
 from ..core.hookpoints import check_model, d_model, model_name, normalise_layer
@@ -135,6 +136,7 @@ def optimize_one_shot(
         {layer: vector},
         method=f"one_shot_{kind}",
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(config.rule.label()),
         params=record,
         data_hash=data_hash(prompts, promoted, suppressed),

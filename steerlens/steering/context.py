@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core.basis import check_basis
 from ..core.errors import SteerlensError
 from ..core.hookpoints import attached, check_model, d_model, hook_point
 from ..core.tracker import PositionTracker
@@ -27,13 +28,16 @@ from .interventions import Intervention
 
 
 def check_fits(model: Any, intervention: Intervention) -> None:
-    """Raise unless every layer/site exists and the directions fit ``d_model``."""
+    """Raise unless every layer/site exists and the directions fit ``d_model`` and the
+    model's residual basis (``core.basis``)."""
     for layer in intervention.layers:
         hook_point(model, layer, intervention.site)
     if intervention.d_model != d_model(model):
         raise SteerlensError(
             f"vector: d_model {intervention.d_model} does not match the model's {d_model(model)}"
         )
+    rows = [row for basis in intervention.bases.values() for row in basis]
+    check_basis(intervention.basis, model, rows, intervention.kind)
 
 
 def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):

@@ -34,7 +34,8 @@ class Intervention:
     """Edit of the residual stream at ``site`` of ``layers``, at ``positions``.
 
     ``bases[layer]`` is ``[k, d_model]``: one row (the direction, as given) for add and clamp,
-    an orthonormal basis for ablate.
+    an orthonormal basis for ablate; ``basis`` is the residual basis they were read in
+    (``core.basis``).
     """
 
     kind: str
@@ -43,6 +44,7 @@ class Intervention:
     positions: PositionRule
     coeff: float = 1.0
     value: float = 0.0
+    basis: str = "plain"
 
     @property
     def layers(self) -> list[int]:
@@ -97,6 +99,7 @@ def add(
         check_site(site or chosen.site),
         position_rule(positions),
         coeff=check_number("coeff", coeff),
+        basis=chosen.basis,
     )
 
 
@@ -113,6 +116,11 @@ def _vectors(vector: Any, layers: Any, site: str | None) -> list[SteeringVector]
     sizes = sorted({v.d_model for v in vectors})
     if len(sizes) > 1:
         raise SteerlensError(f"vector: the directions to ablate disagree on d_model: {sizes}")
+    bases = sorted({v.basis for v in vectors})
+    if len(bases) > 1:
+        raise SteerlensError(
+            f"vector: the directions to ablate disagree on residual basis: {bases}"
+        )
     return [v.select(layers) for v in vectors]
 
 
@@ -147,7 +155,11 @@ def ablate(
     vectors = _vectors(vector, layers, site)
     bases = {layer: _orthonormal(vectors, layer) for layer in vectors[0].layers}
     return Intervention(
-        "ablate", bases, check_site(site or vectors[0].site), position_rule(positions)
+        "ablate",
+        bases,
+        check_site(site or vectors[0].site),
+        position_rule(positions),
+        basis=vectors[0].basis,
     )
 
 
@@ -173,4 +185,5 @@ def clamp(
         check_site(site or chosen.site),
         position_rule(positions),
         value=check_number("value", value),
+        basis=chosen.basis,
     )

@@ -53,6 +53,7 @@ def _inputs(model, vector, behaviour, helpfulness, layers, config: TradeoffSetti
         site=vector.site,
         method=vector.method,
         model_name=vector.model_name,
+        basis=vector.basis,
     )
     if behaviour is not None:
         check_instance("behaviour", behaviour, BehaviourSpec, "a BehaviourSpec")

@@ -164,7 +164,7 @@ def sweep(
     """
     check_model(model)
     vector = as_vector(vector, layers, site).select(layers)
-    vector.check_model(model)
+    vector.check_model(model, "add")
     site = check_site(site or vector.site)
     values = check_coeffs(coeffs)
     prompts = check_texts("prompts", prompts)

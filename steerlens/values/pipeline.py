@@ -97,6 +97,7 @@ def _full_vectors(
             {layer: rep["directions"][name][j] for j, layer in enumerate(layers)},
             method=f"value_{name}_direction",
             model_name=rep["vectors"]["plain"].model_name,
+            basis=rep["vectors"]["plain"].basis,
             position=config.position,
             data_hash=rep["hash"],
         )

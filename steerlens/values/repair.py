@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..core.basis import residual_basis
 from ..core.errors import SteerlensError
 from ..core.hookpoints import layer_list, model_name
 from ..core.vector import SteeringVector
@@ -56,7 +57,12 @@ def moral_vectors(
         basis, _ = torch.linalg.qr(torch.stack([directions[n][row].double() for n in others]).T)
         plain[layer] = moral.float()
         selective[layer] = (moral - basis @ (basis.T @ moral)).float()
-    meta = {"model_name": model_name(model), "data_hash": data_hash, "position": str(position)}
+    meta = {
+        "model_name": model_name(model),
+        "basis": residual_basis(model),
+        "data_hash": data_hash,
+        "position": str(position),
+    }
     return {
         "plain": SteeringVector(
             plain, method="value_moral_direction", params={"variant": "plain"}, **meta

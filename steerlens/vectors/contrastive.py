@@ -9,6 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..core.basis import residual_basis
 from ..core.errors import SteerlensError
 from ..core.hookpoints import model_name, normalise_layers
 from ..core.types import HookedModel
@@ -87,6 +88,7 @@ def mean_difference(
         site=site,
         method="mean_difference",
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(position),
         params={"n_pairs": len(positives), "batch_size": batch_size},
         data_hash=data_hash(positives, negatives),
@@ -144,6 +146,7 @@ def contrastive_pca(
         site=site,
         method="contrastive_pca" + ("_centred" if centre else ""),
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(position),
         params={"n_pairs": len(positives), "centre": centre, "explained_variance": explained},
         data_hash=data_hash(positives, negatives),

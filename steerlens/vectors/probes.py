@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..core.basis import residual_basis
 from ..core.hookpoints import model_name
 from ..core.types import HookedModel
 from ..core.validate import check_number
@@ -84,6 +85,7 @@ def linear_probe(
         site=site,
         method="linear_probe",
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(position),
         params={"C": C, "test_size": test_size, "seed": seed},
         data_hash=data_hash(positives, negatives),

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
+from ..core.basis import residual_basis
 from ..core.errors import SteerlensError
 from ..core.hookpoints import model_name
 from ..core.types import HookedModel
@@ -151,6 +152,7 @@ def layer_scan(
         site=site,
         method=name,
         model_name=model_name(model),
+        basis=residual_basis(model),
         position=str(position),
         params={"test_size": test_size, "seed": seed, "n_pairs": len(positives)},
         data_hash=data_hash(positives, negatives),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import torch
@@ -76,3 +77,11 @@ def test_bad_input(hf_llama, tokenizer, tiny_model, tmp_path):
     with pytest.raises(TypeError, match="compatibility_mode"):
         sl.load_model(tiny_model, compatibility_mode="yes")
     assert sl.load_model(tiny_model) is tiny_model
+
+
+def test_without_the_bridge_loading_by_name_says_what_is_missing(monkeypatch):
+    """A TransformerLens without ``TransformerBridge`` (a classic install): a clear error
+    that points at passing a HookedTransformer, not an ImportError."""
+    monkeypatch.setitem(sys.modules, "transformer_lens.model_bridge", None)
+    with pytest.raises(sl.SteerlensError, match="TransformerBridge.*HookedTransformer"):
+        sl.load_model("some-org/some-model")

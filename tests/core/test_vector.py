@@ -144,3 +144,17 @@ def test_load_checks_model(tmp_path, tiny_model):
         SteeringVector.load(path, model=tiny_model)
     make(layers=(2,), d=64).save(path)
     assert sl.SteeringVector.load(path, model=tiny_model).layers == [2]
+
+
+def test_basis_is_checked_and_saved(tmp_path):
+    with pytest.raises(SteerlensError, match="basis"):
+        make(basis="folded")
+    path = tmp_path / "v.safetensors"
+    make(basis="centred").save(path)
+    assert SteeringVector.load(path).basis == "centred"
+    from steerlens.core import vector_file
+
+    directions, meta = vector_file.read(path)
+    vector_file.write(path, directions, {**meta, "basis": "folded"})
+    with pytest.raises(SteerlensError, match="invalid metadata field 'basis'"):
+        SteeringVector.load(path)
