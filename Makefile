@@ -22,12 +22,13 @@ $(STAMP): pyproject.toml
 report: $(STAMP)
 	$(VENV)/bin/steerlens report --out report
 
-# Import layers (import-linter), unit and integration tests, the notebooks (executed), and
-# the docs (warnings are errors).
+# Import layers (import-linter), unit and integration tests, the notebooks (executed), the
+# docs (warnings are errors), then the classic HookedTransformer tests in their own venv.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+	$(MAKE) test-classic
 
 # A classic HookedTransformer (TransformerLens 3.9.0, the last release shipping it) in a
 # second venv, installed the way the README tells classic users to, then tests/classic.
