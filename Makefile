@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test bench lint clean
+.PHONY: install report test bench lint clean models-table test-gpu
 
 install: $(STAMP)
 
@@ -28,6 +28,16 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest --nbmake tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+
+# The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
+# models); rewrites the coverage table docs/models_table.md that docs/models.md includes.
+models-table: $(STAMP)
+	STEERLENS_COVERAGE_TABLE=docs/models_table.md $(PY) -m pytest -q -p no:cacheprovider \
+		tests/matrix tests/steering/test_model_generate.py
+
+# The core contract on a CUDA device, float32 and bfloat16 (skipped without CUDA).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -rs tests/gpu
 
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
 # whose pins predate transformers 5, hence --no-deps.

@@ -65,13 +65,10 @@ def _cell(results: list[tuple[str, str]], notes: dict[str, int]) -> str:
     if worst == "pass":
         return SYMBOL["pass"]
     reasons = sorted({reason for status, reason in results if status == worst and reason})
-    marks = []
-    for reason in reasons:
-        notes.setdefault(reason, len(notes) + 1)
-        marks.append(f"[^{notes[reason]}]")
+    marks = [str(notes.setdefault(reason, len(notes) + 1)) for reason in reasons]
     passed = sum(status == "pass" for status, _ in results)
     count = f" {passed}/{len(results)}" if worst == "fail" else ""
-    return f"{SYMBOL[worst]}{count}{''.join(marks)}"
+    return SYMBOL[worst] + count + (f" ({', '.join(marks)})" if marks else "")
 
 
 def table() -> str:
@@ -99,7 +96,7 @@ def table() -> str:
             ]
             lines.append(f"| {arch} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines += [f"[^{n}]: {reason}" for reason, n in notes.items()]
+    lines += [f"{n}. {reason}" for reason, n in notes.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -35,11 +35,11 @@ def decoder_layers(hf_model: Any) -> Any:
 
 def edit_fn(kind: str, direction: Tensor, amount: float) -> Callable[[Tensor], Tensor]:
     """``x -> x'`` in float32, cast back to ``x``'s dtype (closed forms of add/ablate/clamp)."""
-    d = direction.float()
-    u = d / d.norm()
+    unit = direction.float() / direction.float().norm()
 
     def edit(x: Tensor) -> Tensor:
         y = x.float()
+        d, u = direction.to(x.device).float(), unit.to(x.device)
         if kind == "add":
             out = y + amount * d
         else:

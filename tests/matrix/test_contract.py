@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import steerlens as sl
+from steerlens.core.hookpoints import model_device
 from steerlens.core.tokens import encode
 from steerlens.steering.readout import next_token_logits
 from tests.architectures import ARCHITECTURES, build
@@ -24,9 +25,11 @@ TEXT = "The quick brown fox jumps over the lazy dog."
 TEXTS = ["A short one.", "A somewhat longer sentence, so the batch is left-padded.", "Three."]
 LAYER = 1
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-#: (atol, rtol) on logits against the HF model; bf16 has 8 mantissa bits, and the bridge
-#: and the HF model round the same float32 edit to bf16 at slightly different points
-TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (0.1, 0.05)}
+#: (atol, rtol) on logits against the HF model. bf16 keeps 8 mantissa bits, and the bridge
+#: and the HF model round to bf16 at slightly different points (e.g. the resid_mid edit is
+#: made on the attention output), so its bound is looser; the steering effect it must
+#: resolve is checked to be at least 10x atol.
+TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2)}
 PAIRS = [(arch, dtype) for dtype in DTYPES for arch in ARCHITECTURES]
 FLOAT32 = [pair for pair in PAIRS if pair[1] == "float32"]
 SITES = ("resid_pre", "resid_mid", "resid_post")
@@ -37,23 +40,29 @@ def pair_id(pair):
     return f"{pair[0]}-{pair[1]}"
 
 
+def direction_for(model, hf, text):
+    """A random direction twice as long as the mean residual at ``LAYER`` (HF states)."""
+    with torch.no_grad():
+        hidden = hf(torch.tensor([encode(model, text)]), output_hidden_states=True)
+    scale = hidden.hidden_states[LAYER][0].float().norm(dim=-1).mean().cpu()
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(7))
+    return 2 * scale * direction / direction.norm()
+
+
 @pytest.fixture(scope="module")
 def pair(request, tokenizer):
     """``(arch, dtype name, bridge, untouched HF model, direction [d_model])``, built once per
     module for each architecture and dtype (tests are grouped by it)."""
     arch, dtype = request.param
     model, hf = build(arch, tokenizer, DTYPES[dtype])
-    with torch.no_grad():
-        hidden = hf(torch.tensor([encode(model, TEXT)]), output_hidden_states=True)
-    scale = hidden.hidden_states[LAYER][0].float().norm(dim=-1).mean()
-    gen = torch.Generator().manual_seed(7)
-    direction = torch.randn(model.cfg.d_model, generator=gen)
-    return arch, dtype, model, hf, 2 * scale * direction / direction.norm()
+    return arch, dtype, model, hf, direction_for(model, hf, TEXT)
 
 
-def close(actual, expected, dtype):
+def close(actual, expected, dtype, what=""):
     atol, rtol = TOLERANCE[dtype]
-    torch.testing.assert_close(actual.float(), expected.float(), atol=atol, rtol=rtol)
+    torch.testing.assert_close(
+        actual.float().cpu(), expected.float().cpu(), atol=atol, rtol=rtol, msg=lambda m: what + m
+    )
 
 
 def intervention(kind, direction, site):
@@ -66,26 +75,34 @@ def intervention(kind, direction, site):
     return sl.clamp(vec, amount), amount
 
 
+def pairs_and_sites():
+    for pair in PAIRS:
+        for site in SITES:
+            marks = ()
+            if site == "resid_mid" and pair[0] in PARALLEL:
+                reason = PARALLEL[pair[0]] + "; sl.steer refuses it with a clear error"
+                marks = pytest.mark.xfail(reason=reason, raises=sl.SteerlensError, strict=True)
+            yield pytest.param(pair, site, marks=marks, id=f"{pair_id(pair)}-{site}")
+
+
 @pytest.mark.coverage("add / ablate / clamp")
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("site", SITES)
-@pytest.mark.parametrize("pair", PAIRS, indirect=True, ids=pair_id)
-def test_intervention_matches_hf_hooks(pair, site, kind):
+@pytest.mark.parametrize(("pair", "site"), pairs_and_sites(), indirect=["pair"])
+def test_interventions_match_hf_hooks(pair, site):
+    """add, ablate and clamp at ``site`` of layer 1 give the logits of the HF model with the
+    closed-form edit made by a plain PyTorch hook (float32, cast back)."""
     arch, dtype, model, hf, direction = pair
-    if site == "resid_mid" and arch in PARALLEL:
-        with pytest.raises(sl.SteerlensError, match="resid_mid"):
-            sl.steer(model, intervention(kind, direction, site)[0]).__enter__()
-        pytest.xfail(PARALLEL[arch] + " (sl.steer refuses it with a clear error)")
     tokens = torch.tensor([encode(model, TEXT)])
-    steering, amount = intervention(kind, direction, site)
     with torch.no_grad():
         plain = hf(tokens).logits[0]
-        with edited(hf, arch, LAYER, site, edit_fn(kind, direction, amount)):
-            expected = hf(tokens).logits[0]
-        with sl.steer(model, steering):
-            steered = model(tokens)[0]
-    close(steered, expected, dtype)
-    assert (expected.float() - plain.float()).abs().max() > 10 * TOLERANCE[dtype][0]
+        for kind in KINDS:
+            steering, amount = intervention(kind, direction, site)
+            with sl.steer(model, steering):
+                steered = model(tokens.to(model_device(model)))[0]
+            with edited(hf, arch, LAYER, site, edit_fn(kind, direction, amount)):
+                expected = hf(tokens).logits[0]
+            close(steered, expected, dtype, f"{kind}: ")
+            effect = (expected.float() - plain.float()).abs().max()
+            assert effect > 10 * TOLERANCE[dtype][0], f"{kind} changed too little to check"
 
 
 @pytest.mark.coverage("activations = HF hidden states")
@@ -101,34 +118,35 @@ def test_activations_equal_hf_hidden_states(pair):
         with torch.no_grad():
             out = hf(torch.tensor([encode(model, text)]), output_hidden_states=True)
         states = torch.stack(out.hidden_states[:n])[:, 0].float()  # [n_layers, pos, d_model]
-        close(last[row], states[:, -1], dtype)
-        close(mean[row], states.mean(1), dtype)
+        close(last[row], states[:, -1], dtype, "last: ")
+        close(mean[row], states.mean(1), dtype, "mean: ")
 
 
 @pytest.mark.coverage("left-padded batch = rows alone")
-@pytest.mark.parametrize("positions", ["all", [0, -1]], ids=["all", "indices"])
 @pytest.mark.parametrize("pair", PAIRS, indirect=True, ids=pair_id)
-def test_padded_batch_equals_rows_alone(pair, positions):
+def test_padded_batch_equals_rows_alone(pair):
     """Steered next-token logits of a left-padded batch equal the HF model's on each row
-    alone, the vector added at the row's own positions (learned absolute positions too)."""
+    alone, the vector added at the row's own positions (all, or the first and last token),
+    learned absolute positions (GPT-2) included."""
     arch, dtype, model, hf, direction = pair
     rows = [encode(model, text) for text in TEXTS]
-    vec = sl.SteeringVector({LAYER: direction})
-    with sl.steer(model, sl.add(vec, positions=positions)):
-        batched = next_token_logits(model, TEXTS, batch_size=len(TEXTS))
-    add = edit_fn("add", direction, 1.0)
-    expected = []
-    for row in rows:
-        chosen = torch.zeros(len(row), dtype=torch.bool)
-        chosen[[0, -1] if positions != "all" else slice(None)] = True
-
-        def edit(x, chosen=chosen):
-            return torch.where(chosen[:, None], add(x), x)
-
-        with edited(hf, arch, LAYER, "resid_pre", edit):
-            expected.append(rows_logits(hf, [row])[0])
     assert len({len(row) for row in rows}) > 1, "the batch must need padding"
-    close(batched, torch.stack(expected), dtype)
+    vec = sl.SteeringVector({LAYER: direction})
+    add = edit_fn("add", direction, 1.0)
+    for positions in ("all", [0, -1]):
+        with sl.steer(model, sl.add(vec, positions=positions)):
+            batched = next_token_logits(model, TEXTS, batch_size=len(TEXTS))
+        expected = []
+        for row in rows:
+            chosen = torch.zeros(len(row), dtype=torch.bool)
+            chosen[[0, -1] if positions != "all" else slice(None)] = True
+
+            def edit(x, chosen=chosen):
+                return torch.where(chosen.to(x.device)[:, None], add(x), x)
+
+            with edited(hf, arch, LAYER, "resid_pre", edit):
+                expected.append(rows_logits(hf, [row])[0])
+        close(batched, torch.stack(expected), dtype, f"positions={positions}: ")
 
 
 @pytest.mark.coverage("sweep = naive loop")
@@ -137,7 +155,7 @@ def test_sweep_equals_naive_loop(pair):
     """Two layers: the first through the prefix pass, the second through per-row hooks."""
     _, dtype, model, _, direction = pair
     vec = sl.SteeringVector({LAYER: direction, LAYER + 1: direction.flip(0)})
-    coeffs = [-1.5, 0.5, 2.0]
+    coeffs = [-1.5, 2.0]
     res = sl.tradeoff.sweep(model, vec, coeffs, TEXTS, normalize=False, max_rows=4)
     expected = naive(model, vec, coeffs, TEXTS)
     torch.testing.assert_close(sweep_logits(res), expected, atol=2e-4, rtol=1e-4)
@@ -147,11 +165,11 @@ def test_sweep_equals_naive_loop(pair):
 @pytest.mark.coverage("one-shot cached = naive")
 @pytest.mark.parametrize("pair", FLOAT32, indirect=True, ids=pair_id)
 def test_one_shot_cached_equals_naive(pair):
-    """The optimisation trajectory of the cached path (prefix once) equals the naive one
+    """The optimization trajectory of the cached path (prefix once) equals the naive one
     (full forward per step), as tests/oneshot checks on the tiny Llama."""
     _, _, model, _, _ = pair
     prompts = ["The weather today is", "My favourite food is a bowl of"]
-    kwargs = dict(layer=LAYER, lr=0.2, max_iters=3, seed=3, tolerance=None, progress=False)
+    kwargs = dict(layer=LAYER, lr=0.2, max_iters=1, seed=3, tolerance=None, progress=False)
     cached = sl.optimize_one_shot(model, prompts, " sunny", " rain", cached=True, **kwargs)
     slow = sl.optimize_one_shot(model, prompts, " sunny", " rain", cached=False, **kwargs)
     assert cached.losses == pytest.approx(slow.losses, abs=1e-4)
