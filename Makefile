@@ -32,8 +32,8 @@ test: $(STAMP)
 # The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
 # models); rewrites the coverage table docs/models_table.md that docs/models.md includes.
 models-table: $(STAMP)
-	STEERLENS_COVERAGE_TABLE=docs/models_table.md $(PY) -m pytest -q -p no:cacheprovider \
-		tests/matrix tests/steering/test_model_generate.py
+	OMP_NUM_THREADS=1 STEERLENS_COVERAGE_TABLE=docs/models_table.md $(PY) -m pytest -q \
+		-p no:cacheprovider tests/matrix tests/steering/test_model_generate.py
 
 # The core contract on a CUDA device, float32 and bfloat16 (skipped without CUDA).
 test-gpu: $(STAMP)
