@@ -43,7 +43,9 @@ def outcome(report: Any) -> tuple[str, str] | None:
     if hasattr(report, "wasxfail"):
         return ("xfail", report.wasxfail) if report.skipped else ("fail", "XPASS(strict)")
     if report.failed:
-        return "fail", report.when
+        crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+        message = crash.message.splitlines()[0][:120] if crash else report.when
+        return "fail", f"{report.when}: {message}"
     if report.skipped:
         return "skip", str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
     return ("pass", "") if report.when == "call" else None

@@ -32,6 +32,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2)}
 PAIRS = [(arch, dtype) for dtype in DTYPES for arch in ARCHITECTURES]
 FLOAT32 = [pair for pair in PAIRS if pair[1] == "float32"]
+BFLOAT16 = [pair for pair in PAIRS if pair[1] == "bfloat16"]
+#: (architecture, dtype) TransformerLens cannot run, even unsteered
+UPSTREAM = {
+    ("olmo2", "bfloat16"): "TransformerLens 4.3's OLMo 2 bridge fails in bfloat16 even "
+    "unsteered: its attention mixes float32 and bf16 (RuntimeError); the HF model runs"
+}
 SITES = ("resid_pre", "resid_mid", "resid_post")
 KINDS = ("add", "ablate", "clamp")
 
@@ -59,15 +65,24 @@ def pair(request, tokenizer):
 
 
 def close(actual, expected, dtype, what=""):
-    atol, rtol = TOLERANCE[dtype]
+    atol, rtol = tolerance(expected, dtype)
     torch.testing.assert_close(
         actual.float().cpu(), expected.float().cpu(), atol=atol, rtol=rtol, msg=lambda m: what + m
     )
 
 
+def tolerance(expected, dtype) -> tuple[float, float]:
+    """``(atol, rtol)``; in bf16 ``atol`` grows to 4 bf16 steps of the largest entry
+    (``max|expected| / 64``), the rounding a residual of that size carries."""
+    atol, rtol = TOLERANCE[dtype]
+    if dtype == "bfloat16":
+        atol = max(atol, float(expected.float().abs().max()) / 64)
+    return atol, rtol
+
+
 def within(actual, expected, dtype) -> bool:
     """Whether ``close`` would accept ``actual`` (so a no-op must fail it)."""
-    atol, rtol = TOLERANCE[dtype]
+    atol, rtol = tolerance(expected, dtype)
     return torch.allclose(actual.float().cpu(), expected.float().cpu(), atol=atol, rtol=rtol)
 
 
@@ -81,10 +96,21 @@ def intervention(kind, direction, site):
     return sl.clamp(vec, amount), amount
 
 
+def params(pairs):
+    """The pairs as pytest params, those TransformerLens cannot run marked xfail."""
+    return [pytest.param(pair, marks=upstream(pair), id=pair_id(pair)) for pair in pairs]
+
+
+def upstream(pair):
+    if pair not in UPSTREAM:
+        return ()
+    return pytest.mark.xfail(reason=UPSTREAM[pair], raises=RuntimeError, strict=True)
+
+
 def pairs_and_sites():
     for pair in PAIRS:
         for site in SITES:
-            marks = ()
+            marks = upstream(pair)
             if site == "resid_mid" and pair[0] in PARALLEL:
                 reason = PARALLEL[pair[0]] + "; sl.steer refuses it with a clear error"
                 marks = pytest.mark.xfail(reason=reason, raises=sl.SteerlensError, strict=True)
@@ -111,7 +137,7 @@ def test_interventions_match_hf_hooks(pair, site):
 
 
 @pytest.mark.coverage("activations = HF hidden states")
-@pytest.mark.parametrize("pair", PAIRS, indirect=True, ids=pair_id)
+@pytest.mark.parametrize("pair", params(PAIRS), indirect=True)
 def test_activations_equal_hf_hidden_states(pair):
     """``collect_activations`` (left-padded batch) at every layer's resid_pre, last token
     and mean over tokens, equal the HF hidden states of each text run alone."""
@@ -128,7 +154,7 @@ def test_activations_equal_hf_hidden_states(pair):
 
 
 @pytest.mark.coverage("left-padded batch = rows alone")
-@pytest.mark.parametrize("pair", PAIRS, indirect=True, ids=pair_id)
+@pytest.mark.parametrize("pair", params(PAIRS), indirect=True)
 def test_padded_batch_equals_rows_alone(pair):
     """Steered next-token logits of a left-padded batch equal the HF model's on each row
     alone, the vector added at the row's own positions (all, or the first and last token),
@@ -155,7 +181,7 @@ def test_padded_batch_equals_rows_alone(pair):
 
 
 @pytest.mark.coverage("sweep = naive loop")
-@pytest.mark.parametrize("pair", FLOAT32, indirect=True, ids=pair_id)
+@pytest.mark.parametrize("pair", params(FLOAT32), indirect=True)
 def test_sweep_equals_naive_loop(pair):
     """Two layers: the first through the prefix pass, the second through per-row hooks."""
     _, dtype, model, _, direction = pair
@@ -168,7 +194,7 @@ def test_sweep_equals_naive_loop(pair):
 
 
 @pytest.mark.coverage("one-shot cached = naive")
-@pytest.mark.parametrize("pair", FLOAT32, indirect=True, ids=pair_id)
+@pytest.mark.parametrize("pair", params(FLOAT32), indirect=True)
 def test_one_shot_cached_equals_naive(pair):
     """The optimization trajectory of the cached path (prefix once) equals the naive one
     (full forward per step), as tests/oneshot checks on the tiny Llama."""
@@ -183,23 +209,24 @@ def test_one_shot_cached_equals_naive(pair):
 
 
 @pytest.mark.coverage("vectors float32 in files")
-@pytest.mark.parametrize("pair", [p for p in PAIRS if p not in FLOAT32], indirect=True, ids=pair_id)
+@pytest.mark.parametrize("pair", params(BFLOAT16), indirect=True)
 def test_vectors_read_in_low_precision_stay_float32(pair, tmp_path):
     """A vector read on a bf16 model is float32, equals the difference of the HF hidden
     states' means (in float32), and is stored as F32 in its file."""
     from safetensors import safe_open
 
     _, dtype, model, hf, _ = pair
-    vec = sl.mean_difference(model, TEXTS[:2], TEXTS[2:], [LAYER], batch_size=2)
+    texts = [*TEXTS, TEXT]
+    vec = sl.mean_difference(model, texts[:2], texts[2:], [LAYER], batch_size=2)
     with torch.no_grad():
         last = [
             hf(torch.tensor([encode(model, t)]), output_hidden_states=True)
             .hidden_states[LAYER][0, -1]
             .float()
             .cpu()
-            for t in TEXTS
+            for t in texts
         ]
-    close(vec[LAYER], (last[0] + last[1]) / 2 - last[2], dtype)
+    close(vec[LAYER], (last[0] + last[1] - last[2] - last[3]) / 2, dtype)
     assert vec[LAYER].dtype == torch.float32
     vec.save(tmp_path / "v.safetensors")
     with safe_open(str(tmp_path / "v.safetensors"), "pt") as handle:
