@@ -70,7 +70,10 @@ class PositionTracker:
         key = (rule, batch, n_pos, str(device))
         if key not in self._selections:
             selected = rule.select(self.positions(batch, n_pos, torch.device("cpu")))
-            found = (selected.to(device), bool(selected.any()), bool(selected.all()))
+            flags = bool(selected.any()), bool(selected.all())
+            if torch.device(device).type == "cuda":  # pinned: the copy does not block
+                selected = selected.pin_memory()
+            found = (selected.to(device, non_blocking=True), *flags)
             self._selections[key] = found
         return self._selections[key]
 

@@ -43,7 +43,7 @@ class Intervention:
     positions: PositionRule
     coeff: float = 1.0
     value: float = 0.0
-    _on_device: dict = field(default_factory=dict, repr=False, compare=False)
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def layers(self) -> list[int]:
