@@ -54,5 +54,5 @@ def build(
     torch.manual_seed(seed)
     hf_model = AutoModelForCausalLM.from_config(config).eval().to(device or "cpu")
     untouched = copy.deepcopy(hf_model).to(dtype)
-    bridge = sl.load_model(hf_model, tokenizer=tokenizer, dtype=dtype)
+    bridge = sl.load_model(hf_model, tokenizer=tokenizer, dtype=dtype, device=device)
     return bridge, untouched
