@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test test-classic bench lint clean
+.PHONY: install report test test-classic bench lint clean models-table test-gpu
 
 install: $(STAMP)
 
@@ -44,6 +44,16 @@ $(CLASSIC_STAMP): pyproject.toml requirements-classic.txt
 
 test-classic: $(CLASSIC_STAMP)
 	$(CLASSIC)/bin/python -m pytest tests/classic -q
+
+# The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
+# models); rewrites the coverage table docs/models_table.md that docs/models.md includes.
+models-table: $(STAMP)
+	OMP_NUM_THREADS=1 STEERLENS_COVERAGE_TABLE=docs/models_table.md $(PY) -m pytest -q \
+		-p no:cacheprovider tests/matrix tests/steering/test_model_generate.py
+
+# The core contract on a CUDA device, float32 and bfloat16 (skipped without CUDA).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -rs tests/gpu
 
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
 # whose pins predate transformers 5, hence --no-deps.

@@ -44,13 +44,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 ARCHITECTURES = list(CONFIGS)
 
 
-def build(name: str, tokenizer: Any, dtype: torch.dtype = torch.float32, seed: int = 0):
+def build(
+    name: str, tokenizer: Any, dtype: torch.dtype = torch.float32, seed: int = 0, device=None
+):
     """``(bridge, untouched)``: the model booted by ``sl.load_model``, and an untouched copy
     of the same Hugging Face model for independent reference computations (booting wraps
-    the given model's modules in place)."""
+    the given model's modules in place), both on ``device`` (default: the CPU)."""
     config = AutoConfig.for_model(name, vocab_size=len(tokenizer), **CONFIGS[name])
     torch.manual_seed(seed)
-    hf_model = AutoModelForCausalLM.from_config(config).eval()
+    hf_model = AutoModelForCausalLM.from_config(config).eval().to(device or "cpu")
     untouched = copy.deepcopy(hf_model).to(dtype)
-    bridge = sl.load_model(hf_model, tokenizer=tokenizer, dtype=dtype)
+    bridge = sl.load_model(hf_model, tokenizer=tokenizer, dtype=dtype, device=device)
     return bridge, untouched

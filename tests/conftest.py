@@ -49,3 +49,12 @@ def tiny_model(tokenizer):
         "tiny-llama", hf_model=hf_model, tokenizer=tokenizer
     )
     return model.eval()
+
+
+from tests.coverage import pytest_runtest_makereport, pytest_sessionfinish  # noqa: E402, F401
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "coverage(check): a cell of the architecture coverage table (docs/models.md)"
+    )

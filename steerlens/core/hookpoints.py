@@ -124,6 +124,40 @@ def hook_point(model: Any, layer: int, site: str) -> nn.Module:
     return point
 
 
+def edit_hooks(model: Any, layer: int, site: str, fn: HookFn) -> tuple[list, list]:
+    """``(edits, reads)``: hooks that replace the residual stream at (layer, site) by
+    ``fn(resid)``; attach the edits, then the reads, after any other hook of the block.
+
+    Where the site's hook point is the stream itself (classic ``HookedTransformer``,
+    ``resid_pre``, ``resid_post``) that is ``fn`` there. A ``TransformerBridge``'s
+    ``hook_resid_mid`` is the input hook of the MLP's norm (``ln2.hook_in``): what a hook
+    returns there reaches the MLP but not the residual the block adds the MLP's output to.
+    So the edit is made where that residual is formed: ``hook_attn_out`` returns
+    ``fn(x + attn_out) - x``, with ``x`` the block's input (read at ``hook_resid_pre``).
+    """
+    point = hook_point(model, layer, site)
+    if site != "resid_mid" or getattr(point, "name", None) in (None, hook_name(layer, site)):
+        return [(point, fn)], []
+    attn_out = model.hook_dict.get(f"blocks.{layer}.hook_attn_out")
+    if attn_out is None:
+        raise SteerlensError(
+            f"site: {hook_name(layer, site)} is an alias of {point.name} and the model has no "
+            f"blocks.{layer}.hook_attn_out; steerlens cannot edit the residual stream there"
+        )
+    seen: dict[str, Tensor] = {}
+
+    def read(resid: Tensor, **_: Any) -> None:
+        seen["x"] = resid
+
+    def edit(out: Tensor, **kwargs: Any) -> Tensor:
+        x = seen["x"]
+        summed = x + out
+        new = fn(summed, **kwargs)
+        return out if new is None or new is summed else new - x
+
+    return [(attn_out, edit)], [(hook_point(model, layer, "resid_pre"), read)]
+
+
 def _add(point: Any, fn: HookFn) -> Any:
     """``point.add_hook(fn)``; returns the handle (classic TransformerLens returns None and
     appends it to ``point.fwd_hooks``)."""

@@ -43,7 +43,8 @@ def _boot(name: str, hf_model: Any, tokenizer: Any, options: dict[str, Any]) -> 
             "HookedTransformer yourself and pass it: sl.load_model(hooked_transformer)"
         ) from error
     kwargs = {k: v for k, v in options.items() if v is not None}
-    if hf_model is not None:
+    if hf_model is not None:  # already placed (by from_pretrained's device_map, if any)
+        kwargs.pop("device_map", None)
         kwargs.update(hf_model=hf_model, tokenizer=tokenizer)
         if not getattr(hf_model.config, "architectures", None):
             kwargs["hf_config_overrides"] = {"architectures": [type(hf_model).__name__]}
@@ -53,12 +54,12 @@ def _boot(name: str, hf_model: Any, tokenizer: Any, options: dict[str, Any]) -> 
 def _from_path(path: Path, options: dict[str, Any], name: str | None = None) -> Any:
     """A ``.gguf`` file (through the cache) or a folder of Hugging Face files; the model is
     named ``name``, else after the file or folder."""
-    dtype = options["dtype"]
+    dtype, device_map = options["dtype"], options["device_map"]
     if path.is_file() and path.suffix == GGUF_SUFFIX:
-        hf_model, tokenizer = load_gguf(path, dtype)
+        hf_model, tokenizer = load_gguf(path, dtype, device_map)
     elif path.is_dir():
         try:
-            hf_model, tokenizer = load_folder(path, dtype)
+            hf_model, tokenizer = load_folder(path, dtype, device_map)
         except (OSError, ValueError) as error:
             raise SteerlensError(
                 f"model: {str(path)!r} is a folder but not one transformers can load ({error})"
@@ -123,7 +124,8 @@ def load_model(
             with ``device_map``.
         dtype: ``torch.float32`` (default), ``torch.bfloat16`` or ``torch.float16``.
         device_map: a Hugging Face device map (``"auto"``, a dict, ...) that splits the model
-            over devices, passed to TransformerLens.
+            over devices (``"disk"`` offloads to a temporary folder); for a path or a hub
+            name. A loaded Hugging Face model keeps the placement it was loaded with.
         compatibility_mode: TransformerLens's HookedTransformer-equivalent processing (folded
             layer norm, centred writing weights); vectors record which basis they were read in.
 
@@ -153,6 +155,11 @@ def load_model(
             raise SteerlensError(
                 "tokenizer: a Hugging Face model needs its tokenizer: "
                 "sl.load_model(hf_model, tokenizer=tokenizer)"
+            )
+        if device_map is not None:
+            raise SteerlensError(
+                "device_map: a loaded Hugging Face model is already placed; load it with "
+                "from_pretrained(..., device_map=...) first, or pass its folder or .gguf path"
             )
         if dtype is not None:
             model.to(dtype)  # asked for explicitly; TransformerLens keeps a given model's dtype

@@ -98,23 +98,29 @@ def cached_folder(gguf: Path) -> Path:
     return folder
 
 
-def load_folder(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
-    """``(hf_model, tokenizer)`` from a folder of Hugging Face files (no hub needed)."""
+def load_folder(folder: Path, dtype: torch.dtype, device_map: Any = None) -> tuple[Any, Any]:
+    """``(hf_model, tokenizer)`` from a folder of Hugging Face files (no hub needed), split
+    over devices by ``device_map`` (``"disk"`` entries go to a temporary offload folder)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+    placement: dict[str, Any] = {}
+    if device_map is not None:
+        placement["device_map"] = device_map
+        if isinstance(device_map, dict) and "disk" in device_map.values():
+            placement["offload_folder"] = tempfile.mkdtemp(prefix="steerlens-offload-")
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **placement)
     return model, AutoTokenizer.from_pretrained(str(folder))
 
 
-def load_gguf(gguf: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+def load_gguf(gguf: Path, dtype: torch.dtype, device_map: Any = None) -> tuple[Any, Any]:
     """``(hf_model, tokenizer)`` of a GGUF file, through its cache (rebuilt if broken)."""
     folder = cached_folder(gguf)
     try:
-        return load_folder(folder, dtype)
+        return load_folder(folder, dtype, device_map)
     except Exception as error:  # noqa: BLE001 - any broken cache is rebuilt, never fatal
         log.warning("steerlens: rebuilding the model cache at %s (%s)", folder, error)
         _build(gguf, folder)
-    return load_folder(folder, dtype)
+    return load_folder(folder, dtype, device_map)
 
 
 def default_tokenizer() -> Any:

@@ -23,7 +23,13 @@ from .errors import SteerlensError
 from .forward import is_bridge, mask_kwargs, position_ids
 from .hookpoints import model_device, normalise_layer
 
-CACHE_KWARGS = ("past_key_values", "past_key_value", "cache", "past_kv_cache_entry")
+CACHE_KWARGS = (
+    "past_key_values",
+    "past_key_value",
+    "layer_past",  # GPT-NeoX
+    "cache",
+    "past_kv_cache_entry",
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from .forward import position_ids
-from .positions import Positions
+from .positions import PositionRule, Positions
 
 
 def _cache_length(cache: Any) -> int | None:
@@ -40,6 +40,7 @@ class PositionTracker:
         self._mask: Tensor | None = None  # [batch, seen] real-token mask
         self._prompt_len: Tensor | None = None
         self._current: Positions | None = None
+        self._selections: dict[tuple, tuple[Tensor, bool, bool]] = {}
         self._handles = [
             model.register_forward_pre_hook(self._on_model_call, with_kwargs=True),
             model.embed.register_forward_pre_hook(self._on_embed, with_kwargs=True),
@@ -65,6 +66,21 @@ class PositionTracker:
         # The stream was not seen (e.g. residual fed in with start_at_layer): no padding.
         absolute = torch.arange(n_pos, device=device).expand(batch, n_pos)
         return Positions(absolute, torch.full((batch,), n_pos, device=device), True)
+
+    def selection(
+        self, rule: PositionRule, batch: int, n_pos: int, device: torch.device
+    ) -> tuple[Bool[Tensor, "batch pos"], bool, bool]:
+        """``(selected on device, any, all)``: the tokens ``rule`` touches now. Computed on
+        the CPU and copied to ``device`` once per forward step, so hooks never wait on it."""
+        key = (rule, batch, n_pos, str(device))
+        if key not in self._selections:
+            selected = rule.select(self.positions(batch, n_pos, torch.device("cpu")))
+            flags = bool(selected.any()), bool(selected.all())
+            if torch.device(device).type == "cuda":  # pinned: the copy does not block
+                selected = selected.pin_memory()
+            found = (selected.to(device, non_blocking=True), *flags)
+            self._selections[key] = found
+        return self._selections[key]
 
     def _on_model_call(self, _module: Any, args: tuple, kwargs: dict) -> None:
         self._model_hook_fired = True
@@ -103,6 +119,7 @@ class PositionTracker:
         self._tokens, self._mask = tokens, mask
         self._prompt_len = mask.sum(-1)
         self._current = Positions(_absolute(mask), self._prompt_len, True)
+        self._selections = {}
 
     def _extend(self, tokens: Tensor, mask: Tensor | None, full_rerun: bool = False) -> None:
         new_mask = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask
@@ -113,6 +130,7 @@ class PositionTracker:
         if not full_rerun:
             absolute = absolute[:, -tokens.shape[1] :]
         self._current = Positions(absolute, self._prompt_len, False)
+        self._selections = {}
 
 
 def _absolute(mask: Bool[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:

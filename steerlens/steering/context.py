@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..core.basis import check_basis
 from ..core.errors import SteerlensError
-from ..core.hookpoints import attached, check_model, d_model, hook_point
+from ..core.hookpoints import attached, check_model, d_model, edit_hooks, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
 from .cache_keyword import cache_keyword_shim
@@ -49,12 +49,12 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
                 f"steer: expected a [batch, pos, d_model] residual at layer {layer}, got "
                 f"{getattr(resid, 'shape', type(resid))}"
             )
-        where = tracker.positions(resid.shape[0], resid.shape[1], resid.device)
-        selected = intervention.positions.select(where)
-        if not bool(selected.any()):
+        rule = intervention.positions
+        selected, some, every = tracker.selection(rule, *resid.shape[:2], resid.device)
+        if not some:
             return resid
         edited = intervention.edit(resid, layer)
-        if bool(selected.all()):
+        if every:
             return edited
         return torch.where(selected[..., None], edited, resid)
 
@@ -83,13 +83,14 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
         check_fits(model, intervention)
     warn_conflicts(interventions)
     tracker = PositionTracker(model)
-    hooks = [
-        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker))
-        for i in interventions
-        for layer in i.layers
-    ]
+    edits, reads = [], []
+    for i in interventions:
+        for layer in i.layers:
+            hooks = edit_hooks(model, layer, i.site, steering_hook(i, layer, tracker))
+            edits += hooks[0]
+            reads += hooks[1]
     try:
-        with cache_keyword_shim(model), attached(hooks):
+        with cache_keyword_shim(model), attached(edits + reads):
             yield list(interventions)
     finally:
         tracker.remove()

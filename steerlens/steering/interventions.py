@@ -12,7 +12,7 @@ With ``x`` the residual at one position and ``u = d / |d|``:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,6 +45,7 @@ class Intervention:
     coeff: float = 1.0
     value: float = 0.0
     basis: str = "plain"
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def layers(self) -> list[int]:
@@ -63,16 +64,24 @@ class Intervention:
             f".hook_{self.site}, {self.positions}"
         )
 
+    def basis(self, layer: int, device: torch.device) -> Float[Tensor, "k d_model"]:
+        """``bases[layer]`` in float32 on ``device``, copied there once per device."""
+        key = (layer, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = self.bases[layer].to(device=device, dtype=torch.float32)
+        return self._on_device[key]
+
     def edit(self, x: Float[Tensor, "... d_model"], layer: int) -> Float[Tensor, "... d_model"]:
-        """The edited residual (all positions; the hook keeps only the selected ones)."""
-        basis = self.bases[layer].to(device=x.device, dtype=x.dtype)
+        """The edited residual (all positions; the hook keeps only the selected ones),
+        computed in float32 and cast back to ``x``'s dtype (bf16 / fp16 models)."""
+        basis = self.basis(layer, x.device)
+        y = x.float()
         if self.kind == "add":
-            return x + self.coeff * basis[0]
-        coords = x @ basis.T  # [..., k]
-        removed = x - coords @ basis
-        if self.kind == "ablate":
-            return removed
-        return removed + self.value * basis[0]
+            return (y + self.coeff * basis[0]).to(x.dtype)
+        removed = y - (y @ basis.T) @ basis  # coordinates [..., k] times the basis
+        if self.kind == "clamp":
+            removed = removed + self.value * basis[0]
+        return removed.to(x.dtype)
 
 
 def add(

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..core.batching import PaddedBatch, padded_batches
 from ..core.errors import SteerlensError, SteerlensTypeError
-from ..core.hookpoints import attached, check_model, check_site, d_model, hook_point
+from ..core.hookpoints import attached, check_model, check_site, d_model, edit_hooks
 from ..core.linalg import unit
 from ..core.positions import Positions, position_rule
 from ..core.suffix import Prefix, compute_prefix, run_suffix
@@ -183,7 +183,11 @@ def sweep(
     final = torch.empty(values.numel(), len(prompts), d_model(model))
     base = torch.empty(len(prompts), d_model(model))
     state = _RowCoefficients()
-    hooks = [(hook_point(model, layer, site), state.hook(d)) for layer, d in hooked.items()]
+    edits, reads = [], []
+    for layer, d in hooked.items():
+        layer_edits, layer_reads = edit_hooks(model, layer, site, state.hook(d))
+        edits, reads = edits + layer_edits, reads + layer_reads
+    hooks = edits + reads
     with tqdm(total=passes, desc="sweep", disable=not show) as bar, attached(hooks):
         plan = {"first": first, "rule": rule, "direct": direct, "max_rows": max_rows, "bar": bar}
         for batch in batches:

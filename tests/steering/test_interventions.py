@@ -112,8 +112,11 @@ def test_resid_mid_edit_is_in_the_path(tiny_model):
     with sl.steer(tiny_model, sl.add(vec, site="resid_mid")):
         mid = resid(tiny_model, 1, "resid_mid")
         post = resid(tiny_model, 1, "resid_post")
+        mlp_out = resid(tiny_model, 1, "mlp_out")
     torch.testing.assert_close(mid, plain_mid + vec[1], atol=1e-4, rtol=1e-4)
     assert (post - resid(tiny_model, 1, "resid_post")).abs().max() > 1e-2
+    # the edit is in the residual stream the MLP output is added to, not only the MLP input
+    torch.testing.assert_close(post - mlp_out, plain_mid + vec[1], atol=1e-4, rtol=1e-4)
 
 
 def hook_count(model):

@@ -70,6 +70,7 @@ def steerlens_generate(model, cache: bool) -> str:
     )
 
 
+@pytest.mark.coverage("positions: KV cache = no cache")
 @pytest.mark.parametrize("rule", RULES)
 def test_both_generate_paths_agree_with_the_uncached_run(arch, rule):
     model, tokens, vec, unsteered = arch
