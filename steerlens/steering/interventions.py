@@ -64,7 +64,7 @@ class Intervention:
             f".hook_{self.site}, {self.positions}"
         )
 
-    def basis(self, layer: int, device: torch.device) -> Float[Tensor, "k d_model"]:
+    def directions_on(self, layer: int, device: torch.device) -> Float[Tensor, "k d_model"]:
         """``bases[layer]`` in float32 on ``device``, copied there once per device."""
         key = (layer, str(device))
         if key not in self._on_device:
@@ -74,7 +74,7 @@ class Intervention:
     def edit(self, x: Float[Tensor, "... d_model"], layer: int) -> Float[Tensor, "... d_model"]:
         """The edited residual (all positions; the hook keeps only the selected ones),
         computed in float32 and cast back to ``x``'s dtype (bf16 / fp16 models)."""
-        basis = self.basis(layer, x.device)
+        basis = self.directions_on(layer, x.device)
         y = x.float()
         if self.kind == "add":
             return (y + self.coeff * basis[0]).to(x.dtype)
