@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.vector import SteeringVector
-from ..measures.calibrate import Calibration, calibrate
+from ..measures.calibration import Calibration, calibrate
 from ..measures.kl import neutral_texts, token_kl
 from ..steering.interventions import add
 from ..tradeoff.behaviour import refusal_behaviour

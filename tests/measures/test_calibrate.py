@@ -9,7 +9,7 @@ import torch
 import steerlens as sl
 from steerlens.core.errors import SteerlensError
 from steerlens.core.tokens import encode
-from steerlens.measures import calibrate as calibrate_module
+from steerlens.measures import calibration as calibrate_module
 
 TEXTS = ["The river runs north.", "Bread is made from flour, water and salt.", "Hi"]
 LAYER = 1
