@@ -7,6 +7,8 @@ has 262k tokens, so prompts are short and generations four tokens long.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -60,7 +62,10 @@ def hooked_logits(hf, ids, edit):
 
 def test_boots_from_the_gguf_as_gemma3(gemma):
     bridge, _ = gemma
-    assert gemma_gguf_path().name == "gemma-3-270m-q4_k_m.gguf"
+    path = gemma_gguf_path()
+    assert path.name == "gemma-3-270m-q4_k_m.gguf"
+    config = json.loads((cached_folder(path) / "config.json").read_text())
+    assert config["architectures"] == ["Gemma3ForCausalLM"]  # filled in: GGUF configs lack it
     assert type(bridge.original_model).__name__ == "Gemma3ForCausalLM"
     assert (bridge.cfg.n_layers, bridge.cfg.d_model, bridge.cfg.d_vocab) == (18, 640, 262144)
     assert not bridge.training
