@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import SteerlensError
 from ..core.vector import SteeringVector
 from ..measures.calibration import Calibration, calibrate
 from ..measures.kl import neutral_texts, token_kl
@@ -111,5 +112,9 @@ def tradeoff_stage(context: ReportContext) -> tuple[dict[str, Any], list[Section
     rep = tradeoff_report(model, vector, behaviour, settings=settings.tradeoff)
     context.found["tradeoff"] = rep
     start = max(abs(c) for c in rep.settings["coeffs"]) / 4
-    numbers, budget = kl_budget(model, settings, vector.unit(), rep.recommendation.coeff, start)
+    try:
+        numbers, budget = kl_budget(model, settings, vector.unit(), rep.recommendation.coeff, start)
+    except SteerlensError as error:  # e.g. a budget the model never reaches: say so
+        numbers = {"kl": settings.kl_budget, "error": str(error)}
+        budget = Section("Tradeoff: KL budget", [f"Not calibrated: {error}"])
     return {**rep.to_dict(), "kl_budget": numbers}, [*tradeoff_sections(rep), budget]
