@@ -23,6 +23,7 @@ from .core.chat import format_chat as format_chat
 from .core.errors import SteerlensError as SteerlensError
 from .core.loading import load_model as load_model
 from .core.vector import SteeringVector as SteeringVector
+from .measures.calibration import calibrate as calibrate
 from .oneshot.optimize import optimize_one_shot as optimize_one_shot
 from .steering.activations import collect_activations as collect_activations
 from .steering.activations import project as project
@@ -45,6 +46,7 @@ __all__ = [
     "ablate",
     "add",
     "answer_pairs",
+    "calibrate",
     "clamp",
     "collect_activations",
     "contrastive_pca",

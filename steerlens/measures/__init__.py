@@ -1,6 +1,8 @@
 """Measures of what steering does: refusal, multiple-choice helpfulness, completion
 log-probabilities and their transfer to other prompts, and KL on reference text."""
 
+from .calibration import Calibration as Calibration
+from .calibration import calibrate as calibrate
 from .choices import ChoiceTask as ChoiceTask
 from .choices import qa_task as qa_task
 from .kl import mean_kl as mean_kl
@@ -14,9 +16,11 @@ from .transfer import TransferReport as TransferReport
 from .transfer import transfer_report as transfer_report
 
 __all__ = [
+    "Calibration",
     "ChoiceTask",
     "Helpfulness",
     "TransferReport",
+    "calibrate",
     "completion_logprob",
     "helpfulness",
     "is_refusal",

@@ -24,6 +24,8 @@ class ReportSettings:
         layer: the layer the refusal direction is steered at.
         coeff: the steering coefficient of the refusal stage's generations.
         max_new_tokens: tokens per steered generation in the refusal stage.
+        kl_budget: the tradeoff stage's KL budget (nats per token) for ``sl.calibrate``.
+        kl_texts: how many shipped neutral texts ``sl.calibrate`` measures KL on.
     """
 
     quick: bool = False
@@ -32,6 +34,8 @@ class ReportSettings:
     layer: int = 17
     coeff: float = 0.8
     max_new_tokens: int = 24
+    kl_budget: float = 1.0
+    kl_texts: int = 4
 
     def __post_init__(self) -> None:
         check_bool("quick", self.quick)
@@ -41,6 +45,8 @@ class ReportSettings:
         check_int("layer", self.layer, low=4)
         check_number("coeff", self.coeff)
         check_int("max_new_tokens", self.max_new_tokens, low=1)
+        check_number("kl_budget", self.kl_budget, low=0.0, open_low=True)
+        check_int("kl_texts", self.kl_texts, low=1, high=16)
 
     @property
     def one_shot(self) -> StudySettings:
