@@ -18,7 +18,15 @@ from .errors import SteerlensError, SteerlensTypeError
 from .hookpoints import check_site, d_model, hook_name, layer_list, model_name, normalise_layer
 from .linalg import unit
 from .types import Direction
-from .validate import check_instance, check_number, check_text, is_int, shown
+from .validate import (
+    check_instance,
+    check_model,
+    check_number,
+    check_path,
+    check_text,
+    is_int,
+    shown,
+)
 
 
 def data_hash(*groups: Sequence[str]) -> str:
@@ -91,6 +99,9 @@ class SteeringVector:
             if getattr(self, name) is not None:
                 check_text(name, getattr(self, name))
         check_instance("params", self.params, Mapping, "a dict of JSON-serializable values")
+        keys = [key for key in self.params if not isinstance(key, str)]
+        if keys:
+            raise SteerlensTypeError(f"params: keys must be strings (JSON), got {shown(keys[0])}")
         try:
             json.dumps(dict(self.params), allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -181,6 +192,7 @@ class SteeringVector:
 
     def check_model(self, model: Any) -> None:
         """Raise unless the vector fits ``model`` (d_model and layer range)."""
+        check_model(model)
         if self.d_model != d_model(model):
             raise SteerlensError(
                 f"vector: d_model {self.d_model} does not match the model's {d_model(model)} "
@@ -217,8 +229,15 @@ class SteeringVector:
     @classmethod
     def load(cls, path: str | os.PathLike, model: Any = None) -> SteeringVector:
         """Read a file written by ``save``; validates it, and its fit to ``model`` if given."""
+        if model is not None:
+            check_model(model)
         directions, meta = vector_file.read(path)
-        vector = cls(directions=directions, **meta)
+        try:
+            vector = cls(directions=directions, **meta)
+        except SteerlensError as error:
+            raise type(error)(
+                f"path: {os.fspath(path)!r} holds an invalid vector: {error}"
+            ) from error
         if model is not None:
             vector.check_model(model)
         return vector
@@ -226,6 +245,9 @@ class SteeringVector:
     # --- llama.cpp interop --------------------------------------------------------------
     def to_gguf(self, path: str | os.PathLike, model_hint: str | None = None) -> None:
         """Write a llama.cpp control vector (layer mapping: ``core.control_vectors``)."""
+        check_path("path", path)
+        if model_hint is not None:
+            check_text("model_hint", model_hint)
         directions = {
             gguf.tl_layer_to_gguf_index(layer, self.site): v for layer, v in self.directions.items()
         }
@@ -235,6 +257,7 @@ class SteeringVector:
     def from_gguf(cls, path: str | os.PathLike, site: str = "resid_pre") -> SteeringVector:
         """Read a llama.cpp / repeng control vector as directions at ``site``."""
         gguf.check_control_site(site)
+        check_path("path", path)
         directions, hint = gguf.read_control_vector(path)
         return cls(
             {gguf.gguf_index_to_tl_layer(n, site): v for n, v in directions.items()},

@@ -18,12 +18,14 @@ import torch
 from torch import Tensor
 
 from ..core.errors import SteerlensError
-from ..core.hookpoints import attached, check_model, d_model, hook_point
+from ..core.hookpoints import attached, d_model, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
+from ..core.validate import check_model
 from .cache_keyword import cache_keyword_shim
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
+from .nonfinite import NonFiniteWatch, watching
 
 
 def check_fits(model: Any, intervention: Intervention) -> None:
@@ -36,7 +38,9 @@ def check_fits(model: Any, intervention: Intervention) -> None:
         )
 
 
-def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):
+def steering_hook(
+    intervention: Intervention, layer: int, tracker: PositionTracker, watch: NonFiniteWatch
+):
     """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``."""
 
     def hook(resid: Tensor, **_: Any) -> Tensor:
@@ -50,15 +54,18 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
         if not bool(selected.any()):
             return resid
         edited = intervention.edit(resid, layer)
-        if bool(selected.all()):
-            return edited
-        return torch.where(selected[..., None], edited, resid)
+        if not bool(selected.all()):
+            edited = torch.where(selected[..., None], edited, resid)
+        watch.observe(edited)
+        return edited
 
     return hook
 
 
 @contextmanager
-def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Intervention]]:
+def steer(
+    model: HookedModel, *interventions: Intervention, on_nonfinite: str = "raise"
+) -> Iterator[list[Intervention]]:
     """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
@@ -66,6 +73,10 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
     which tokens are steered). Several interventions at one site apply in the order given;
     a ``SteeringConflictWarning`` says when a later ablate or clamp removes part of an
     earlier intervention's direction (``sl.steering.find_conflicts`` lists them).
+
+    Every forward pass inside the block is checked once for NaN or inf output (a
+    coefficient too large for the dtype): ``on_nonfinite="raise"`` (default) raises
+    ``SteerlensError``; ``"warn"`` gives one ``SteeringNonFiniteWarning`` and goes on.
 
     Example:
         >>> with sl.steer(model, sl.add(vec, coeff=4.0)):
@@ -78,14 +89,15 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
     for intervention in interventions:
         check_fits(model, intervention)
     warn_conflicts(interventions)
+    watch = NonFiniteWatch(on_nonfinite, ", ".join(map(repr, interventions)))
     tracker = PositionTracker(model)
     hooks = [
-        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker))
+        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker, watch))
         for i in interventions
         for layer in i.layers
     ]
     try:
-        with cache_keyword_shim(model), attached(hooks):
+        with cache_keyword_shim(model), watching(model, watch), attached(hooks):
             yield list(interventions)
     finally:
         tracker.remove()
