@@ -275,7 +275,8 @@ def as_vector(vector: Any, layers: Any, site: str | None) -> SteeringVector:
         if layers is None:
             raise SteerlensError("layers: required when the vector is a raw tensor")
         return SteeringVector(
-            {layer: vector for layer in layer_list(layers)}, site=check_site(site or "resid_pre")
+            {layer: vector for layer in layer_list(layers)},
+            site=check_site("resid_pre" if site is None else site),
         )
     raise SteerlensTypeError(
         f"vector: expected a SteeringVector or a [d_model] tensor, got {shown(vector)}"

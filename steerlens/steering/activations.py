@@ -177,7 +177,7 @@ def project(
         texts,
         vector.layers,
         position=position,
-        site=site or vector.site,
+        site=vector.site if site is None else site,
         batch_size=batch_size,
     )
     directions = torch.stack([units[layer] for layer in vector.layers])  # [layer, d_model]

@@ -94,7 +94,7 @@ def add(
     return Intervention(
         "add",
         {layer: chosen[layer][None, :] for layer in chosen.layers},
-        check_site(site or chosen.site),
+        check_site(chosen.site if site is None else site),
         position_rule(positions),
         coeff=check_number("coeff", coeff),
     )
@@ -147,7 +147,10 @@ def ablate(
     vectors = _vectors(vector, layers, site)
     bases = {layer: _orthonormal(vectors, layer) for layer in vectors[0].layers}
     return Intervention(
-        "ablate", bases, check_site(site or vectors[0].site), position_rule(positions)
+        "ablate",
+        bases,
+        check_site(vectors[0].site if site is None else site),
+        position_rule(positions),
     )
 
 
@@ -170,7 +173,7 @@ def clamp(
     return Intervention(
         "clamp",
         {layer: unit(chosen[layer], f"vector[{layer}]")[None, :] for layer in chosen.layers},
-        check_site(site or chosen.site),
+        check_site(chosen.site if site is None else site),
         position_rule(positions),
         value=check_number("value", value),
     )

@@ -75,7 +75,7 @@ class CurveFit:
 
 def _matrix(coeffs: object, values: object, name: str) -> tuple[np.ndarray, np.ndarray]:
     r = check_array("coeffs", coeffs).ravel()
-    y = check_array(name, values)
+    y = check_array("values", values)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != r.size:
@@ -162,7 +162,7 @@ def fit_behaviour(
         A ``CurveFit`` with ``params["delta_lambda"]``, ``params["b0"]``, ``params["B0"]``.
     """
     _check_boot(n_boot, level, seed)
-    r, y = _matrix(coeffs, values, "behaviour")
+    r, y = _matrix(coeffs, values, "values")
     if (np.abs(y) > 1 + 1e-6).any():
         raise SteerlensError("behaviour: values must lie in [-1, 1] (a behaviour expectation)")
     mean = y.mean(1)
@@ -221,8 +221,8 @@ def fit_helpfulness(
         A ``CurveFit`` with ``params["a"]``, ``params["lambda_sigma_beta"]``, ``params["h0"]``.
     """
     _check_boot(n_boot, level, seed)
-    r, y = _matrix(coeffs, values, "helpfulness")
-    if not 0 <= floor < 1:
+    r, y = _matrix(coeffs, values, "values")
+    if not 0 <= check_number("floor", floor) < 1:
         raise SteerlensError(f"floor: expected a number in [0, 1), got {floor!r}")
     if (y < -1e-6).any() or (y > 1 + 1e-6).any():
         raise SteerlensError("helpfulness: values must be probabilities in [0, 1]")

@@ -161,7 +161,7 @@ def sweep(
     check_bool("progress", progress, none=True)
     vector = as_vector(vector, layers, site).select(layers)
     vector.check_model(model)
-    site = check_site(site or vector.site)
+    site = check_site(vector.site if site is None else site)
     values = check_coeffs(coeffs)
     prompts = check_texts("prompts", prompts)
     rule = position_rule(positions)

@@ -84,7 +84,7 @@ def token_projections(
     """``x·u`` at every token of ``text`` and every layer of ``vector`` (one forward pass)."""
     check_instance("vector", vector, SteeringVector, "a SteeringVector")
     vector.check_model(model)
-    site = check_site(site or vector.site)
+    site = check_site(vector.site if site is None else site)
     ids = encode(model, text)
     captured: dict[int, Tensor] = {}
 
