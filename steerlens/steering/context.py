@@ -38,9 +38,7 @@ def check_fits(model: Any, intervention: Intervention) -> None:
         )
 
 
-def steering_hook(
-    intervention: Intervention, layer: int, tracker: PositionTracker, watch: NonFiniteWatch
-):
+def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):
     """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``."""
 
     def hook(resid: Tensor, **_: Any) -> Tensor:
@@ -54,10 +52,9 @@ def steering_hook(
         if not bool(selected.any()):
             return resid
         edited = intervention.edit(resid, layer)
-        if not bool(selected.all()):
-            edited = torch.where(selected[..., None], edited, resid)
-        watch.observe(edited)
-        return edited
+        if bool(selected.all()):
+            return edited
+        return torch.where(selected[..., None], edited, resid)
 
     return hook
 
@@ -92,7 +89,7 @@ def steer(
     watch = NonFiniteWatch(on_nonfinite, ", ".join(map(repr, interventions)))
     tracker = PositionTracker(model)
     hooks = [
-        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker, watch))
+        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker))
         for i in interventions
         for layer in i.layers
     ]

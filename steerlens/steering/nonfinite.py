@@ -3,10 +3,9 @@
 ``sl.steer`` adds a forward hook on the model itself (not a TransformerLens hook point, so
 the steering hooks stay what ``model.list_hooks()`` shows); after each forward pass it checks
 the output (logits, or the residual where a pass stops early) with one ``isfinite`` over
-the tensor, and a flag the steering hooks set without a host sync when an edited residual
-holds NaN or inf (a norm layer can turn an inf residual into finite logits). ``"raise"``
-(the default) stops with a ``SteerlensError``; ``"warn"`` gives one
-``SteeringNonFiniteWarning`` per ``with`` block and lets the pass return.
+the tensor (one host sync per pass, none per hook). ``"raise"`` (the default) stops with
+a ``SteerlensError``; ``"warn"`` gives one ``SteeringNonFiniteWarning`` per ``with`` block
+and lets the pass return.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ def _output_tensor(output: Any) -> Tensor | None:
 
 def nonfinite_message(described: str) -> str:
     return (
-        f"steer: a steered activation or the output became NaN or inf under {described}; a "
+        f"steer: the model's output became NaN or inf under {described}; a "
         "coefficient or clamp value is probably too large for the model's dtype (float32 "
         "overflows above about 3e38, bfloat16 and float16 far sooner). Use a smaller "
         "coefficient, or "
@@ -51,26 +50,16 @@ def nonfinite_message(described: str) -> str:
 
 
 class NonFiniteWatch:
-    """Collects, without a host sync, whether any steered activation was NaN or inf; the
-    model's forward hook reads that flag and the output once per pass."""
+    """The model's forward hook: checks each pass's output once."""
 
     def __init__(self, on_nonfinite: str, described: str) -> None:
         self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
         self.described = described
-        self.flag: Tensor | None = None
         self.warned = False
 
-    def observe(self, edited: Tensor) -> None:
-        """Record whether ``edited`` (a steered residual) holds NaN or inf (no sync)."""
-        bad = ~torch.isfinite(edited).all()
-        self.flag = bad if self.flag is None else self.flag | bad
-
     def after_forward(self, _module: Any, _args: Any, output: Any) -> None:
-        flag, self.flag = self.flag, None
         tensor = _output_tensor(output)
-        finite = tensor is None or not tensor.is_floating_point()
-        finite = finite or bool(torch.isfinite(tensor).all())
-        if finite and (flag is None or not bool(flag)):
+        if tensor is None or not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
             return
         if self.on_nonfinite == "raise":
             raise SteerlensError(nonfinite_message(self.described))
