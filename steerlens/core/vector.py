@@ -55,6 +55,18 @@ def _clean_direction(layer: Any, vector: Any) -> Tensor:
     return cleaned
 
 
+def _check_string_keys(name: str, value: Any) -> None:
+    """Dict keys are strings at every depth (JSON would turn others into strings)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SteerlensTypeError(f"{name}: keys must be strings (JSON), got {shown(key)}")
+            _check_string_keys(f"{name}[{key!r}]", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_string_keys(f"{name}[{index}]", item)
+
+
 @dataclass(frozen=True, eq=False)
 class SteeringVector:
     """One direction per layer of the residual stream, with its provenance.
@@ -99,9 +111,7 @@ class SteeringVector:
             if getattr(self, name) is not None:
                 check_text(name, getattr(self, name))
         check_instance("params", self.params, Mapping, "a dict of JSON-serializable values")
-        keys = [key for key in self.params if not isinstance(key, str)]
-        if keys:
-            raise SteerlensTypeError(f"params: keys must be strings (JSON), got {shown(keys[0])}")
+        _check_string_keys("params", self.params)
         try:
             json.dumps(dict(self.params), allow_nan=False)
         except (TypeError, ValueError) as error:
