@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test test-classic bench lint clean models-table test-gpu
+.PHONY: install report test test-classic bench lint clean models-table test-gpu fuzz
 
 install: $(STAMP)
 
@@ -64,6 +64,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks
 	$(VENV)/bin/ruff format --check steerlens tests benchmarks notebooks
+
+# Loader fuzz beyond the 2,000 files of the tests: 10,000 mutated vector files (seeded).
+fuzz: $(STAMP)
+	$(PY) tests/fuzz_vector_files.py --n 10000 --seed 0
 
 clean:
 	rm -rf $(VENV) $(CLASSIC) report build

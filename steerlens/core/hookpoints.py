@@ -21,25 +21,6 @@ SITES = ("resid_pre", "resid_mid", "resid_post")
 HookFn = Callable[[Tensor, Any], Tensor | None]
 
 
-def check_model(model: Any) -> Any:
-    """Return ``model`` if it has the TransformerLens hook API steerlens relies on."""
-    if isinstance(model, str):
-        raise SteerlensTypeError(
-            f"model: expected a TransformerLens model, got the string {model!r}; load it "
-            "first with steerlens.load_model(...)"
-        )
-    missing = [attr for attr in ("hook_dict", "cfg", "embed") if not hasattr(model, attr)]
-    cfg = getattr(model, "cfg", None)
-    missing += [a for a in ("n_layers", "d_model") if cfg is not None and not hasattr(cfg, a)]
-    if missing or not isinstance(model, nn.Module):
-        raise SteerlensTypeError(
-            f"model: expected a TransformerLens model (TransformerBridge or HookedTransformer) "
-            f"with hook points; got {type(model).__name__} lacking {missing or ['nn.Module']}. "
-            "Load one with steerlens.load_model()."
-        )
-    return model
-
-
 def n_layers(model: Any) -> int:
     return int(model.cfg.n_layers)
 

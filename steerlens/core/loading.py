@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from .errors import SteerlensError, SteerlensTypeError
-from .hookpoints import check_model
 from .model_cache import DEFAULT_MODEL, GGUF_SUFFIX, default_gguf_path, load_folder, load_gguf
-from .validate import check_bool, shown
+from .validate import check_bool, check_model, shown
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
+from torch import nn
 
 from .errors import SteerlensError, SteerlensTypeError
 
@@ -77,10 +81,13 @@ def _range(low: Any, high: Any, open_low: bool = False) -> str:
     return f"{left}, {right}"
 
 
-def check_bool(name: str, value: Any) -> bool:
-    """``True`` or ``False`` (numpy bools too), nothing else."""
+def check_bool(name: str, value: Any, *, none: bool = False) -> bool | None:
+    """``True`` or ``False`` (numpy bools too), nothing else; ``None`` too with ``none``."""
+    if value is None and none:
+        return None
     if not isinstance(value, (bool, np.bool_)):
-        raise SteerlensTypeError(f"{name}: expected True or False, got {shown(value)}")
+        allowed = "True, False or None" if none else "True or False"
+        raise SteerlensTypeError(f"{name}: expected {allowed}, got {shown(value)}")
     return bool(value)
 
 
@@ -146,3 +153,84 @@ def check_keywords(name: str, given: Mapping[str, Any], valid: Iterable[str]) ->
             raise SteerlensTypeError(
                 f"{name}: unknown option {key!r}; valid: {sorted(valid)}.{did_you_mean}"
             )
+
+
+def check_path(name: str, value: Any) -> str:
+    """A file path (``str`` or ``os.PathLike``), as a string."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise SteerlensTypeError(f"{name}: expected a file path (str or Path), got {shown(value)}")
+    path = os.fspath(value)
+    if not path:
+        raise SteerlensError(f"{name}: expected a file path, got ''")
+    return path
+
+
+def check_model(model: Any, name: str = "model") -> Any:
+    """``model`` if it has the TransformerLens hook API steerlens relies on (``hook_dict``,
+    ``cfg.n_layers``, ``cfg.d_model``, ``embed``; an ``nn.Module``)."""
+    if isinstance(model, str):
+        raise SteerlensTypeError(
+            f"{name}: expected a TransformerLens model, got the string {model!r}; load it "
+            "first with steerlens.load_model(...)"
+        )
+    missing = [attr for attr in ("hook_dict", "cfg", "embed") if not hasattr(model, attr)]
+    cfg = getattr(model, "cfg", None)
+    missing += [a for a in ("n_layers", "d_model") if cfg is not None and not hasattr(cfg, a)]
+    if missing or not isinstance(model, nn.Module):
+        raise SteerlensTypeError(
+            f"{name}: expected a TransformerLens model (TransformerBridge or HookedTransformer) "
+            f"with hook points; got {type(model).__name__} lacking {missing or ['nn.Module']}. "
+            "Load one with steerlens.load_model()."
+        )
+    return model
+
+
+def check_tensor(name: str, value: Any, ndim: int, *, floats: bool = True) -> Any:
+    """A torch tensor with ``ndim`` dimensions (finite floats unless ``floats=False``)."""
+    if not isinstance(value, torch.Tensor):
+        raise SteerlensTypeError(f"{name}: expected a {ndim}-D torch tensor, got {shown(value)}")
+    if value.ndim != ndim:
+        raise SteerlensError(f"{name}: expected a {ndim}-D tensor, got shape {tuple(value.shape)}")
+    if floats and not value.is_floating_point():
+        raise SteerlensTypeError(f"{name}: expected a float tensor, got {value.dtype}")
+    if floats and not bool(torch.isfinite(value).all()):
+        raise SteerlensError(f"{name}: contains NaN or inf")
+    return value
+
+
+def check_sequence(name: str, value: Any) -> list:
+    """A list or tuple (not a string, not a mapping), as a list."""
+    if not isinstance(value, (list, tuple)):
+        raise SteerlensTypeError(f"{name}: expected a list, got {shown(value)}")
+    return list(value)
+
+
+def check_frame(name: str, value: Any, columns: Sequence[str]) -> Any:
+    """A pandas DataFrame holding ``columns`` and at least one row."""
+    check_instance(name, value, pd.DataFrame, "a pandas DataFrame")
+    missing = [column for column in columns if column not in value.columns]
+    if missing:
+        raise SteerlensError(
+            f"{name}: missing column(s) {missing}; expected {list(columns)}, got "
+            f"{list(value.columns)}"
+        )
+    if value.empty:
+        raise SteerlensError(f"{name}: expected at least one row, got an empty frame")
+    return value
+
+
+def check_array(name: str, value: Any) -> np.ndarray:
+    """Numbers (a tensor, a numpy array or a list; not bools or strings) as float64 numpy."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise SteerlensTypeError(f"{name}: expected real numbers, got a {value.dtype} tensor")
+        return value.detach().double().cpu().numpy()
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        raise SteerlensTypeError(f"{name}: expected numbers (a tensor or list), got {shown(value)}")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise SteerlensTypeError(f"{name}: expected numbers, got {shown(value)}") from error
+    if array.dtype.kind not in "iuf":
+        raise SteerlensTypeError(f"{name}: expected real numbers, got {shown(value)}")
+    return array.astype(np.float64)

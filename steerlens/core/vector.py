@@ -19,7 +19,16 @@ from .errors import SteerlensError, SteerlensTypeError
 from .hookpoints import check_site, d_model, hook_name, layer_list, model_name, normalise_layer
 from .linalg import unit
 from .types import Direction
-from .validate import check_choice, check_instance, check_number, check_text, is_int, shown
+from .validate import (
+    check_choice,
+    check_instance,
+    check_model,
+    check_number,
+    check_path,
+    check_text,
+    is_int,
+    shown,
+)
 
 
 def data_hash(*groups: Sequence[str]) -> str:
@@ -46,6 +55,18 @@ def _clean_direction(layer: Any, vector: Any) -> Tensor:
             f"directions[{layer}]: contains NaN or inf (in float32, the dtype vectors are kept in)"
         )
     return cleaned
+
+
+def _check_string_keys(name: str, value: Any) -> None:
+    """Dict keys are strings at every depth (JSON would turn others into strings)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SteerlensTypeError(f"{name}: keys must be strings (JSON), got {shown(key)}")
+            _check_string_keys(f"{name}[{key!r}]", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_string_keys(f"{name}[{index}]", item)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +119,7 @@ class SteeringVector:
             if getattr(self, name) is not None:
                 check_text(name, getattr(self, name))
         check_instance("params", self.params, Mapping, "a dict of JSON-serializable values")
+        _check_string_keys("params", self.params)
         try:
             json.dumps(dict(self.params), allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -194,6 +216,7 @@ class SteeringVector:
     def check_model(self, model: Any, use: str = "project") -> None:
         """Raise unless the vector fits ``model`` (d_model, layer range, and its residual
         basis for ``use``: ``"add"``, ``"ablate"``, ``"clamp"`` or ``"project"``)."""
+        check_model(model)
         if self.d_model != d_model(model):
             raise SteerlensError(
                 f"vector: d_model {self.d_model} does not match the model's {d_model(model)} "
@@ -233,8 +256,15 @@ class SteeringVector:
     def load(cls, path: str | os.PathLike, model: Any = None) -> SteeringVector:
         """Read a file written by ``save``; validates it, and its fit to ``model`` if given
         (d_model and layers; the residual basis is checked where the vector is used)."""
+        if model is not None:
+            check_model(model)
         directions, meta = vector_file.read(path)
-        vector = cls(directions=directions, **meta)
+        try:
+            vector = cls(directions=directions, **meta)
+        except SteerlensError as error:
+            raise type(error)(
+                f"path: {os.fspath(path)!r} holds an invalid vector: {error}"
+            ) from error
         if model is not None:
             vector.check_model(model, "add")
         return vector
@@ -242,6 +272,9 @@ class SteeringVector:
     # --- llama.cpp interop --------------------------------------------------------------
     def to_gguf(self, path: str | os.PathLike, model_hint: str | None = None) -> None:
         """Write a llama.cpp control vector (layer mapping: ``core.control_vectors``)."""
+        check_path("path", path)
+        if model_hint is not None:
+            check_text("model_hint", model_hint)
         directions = {
             gguf.tl_layer_to_gguf_index(layer, self.site): v for layer, v in self.directions.items()
         }
@@ -252,6 +285,7 @@ class SteeringVector:
         """Read a llama.cpp / repeng control vector as directions at ``site`` (read on
         llama.cpp's plain residual: basis ``"plain"``)."""
         gguf.check_control_site(site)
+        check_path("path", path)
         directions, hint = gguf.read_control_vector(path)
         return cls(
             {gguf.gguf_index_to_tl_layer(n, site): v for n, v in directions.items()},
@@ -269,7 +303,8 @@ def as_vector(vector: Any, layers: Any, site: str | None) -> SteeringVector:
         if layers is None:
             raise SteerlensError("layers: required when the vector is a raw tensor")
         return SteeringVector(
-            {layer: vector for layer in layer_list(layers)}, site=check_site(site or "resid_pre")
+            {layer: vector for layer in layer_list(layers)},
+            site=check_site("resid_pre" if site is None else site),
         )
     raise SteerlensTypeError(
         f"vector: expected a SteeringVector or a [d_model] tensor, got {shown(vector)}"

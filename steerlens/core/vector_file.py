@@ -24,7 +24,7 @@ from torch import Tensor
 from .basis import BASES
 from .errors import SteerlensError
 from .hookpoints import SITES
-from .validate import is_int
+from .validate import check_path, is_int
 
 FORMAT = "steerlens.SteeringVector/1"
 DTYPES = ("F32", "F16", "BF16", "F64")  # safetensors dtype codes
@@ -46,7 +46,7 @@ OPTIONAL = {"basis": "plain"}
 
 def write(path: str | os.PathLike, directions: Mapping[int, Tensor], meta: Mapping) -> None:
     """Save ``directions`` (layer -> [d_model] float32) and ``meta`` under ``path``."""
-    path = os.fspath(path)
+    path = check_path("path", path)
     if os.path.isdir(path):
         raise SteerlensError(f"path: {path!r} is a directory; give a file name to save to")
     first = next(iter(directions.values()))
@@ -59,14 +59,14 @@ def write(path: str | os.PathLike, directions: Mapping[int, Tensor], meta: Mappi
     tensors = {f"layer.{layer}": v.contiguous() for layer, v in directions.items()}
     try:
         save_file(tensors, path, metadata={"steerlens": json.dumps(header)})
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001 - OSError, or safetensors' own I/O error
         raise SteerlensError(f"path: cannot write {path!r} ({error})") from error
 
 
 def read(path: str | os.PathLike) -> tuple[dict[int, Tensor], dict[str, Any]]:
     """``(directions, fields)`` of a vector file: the keyword arguments of ``SteeringVector``
     besides ``directions`` (``format``, ``d_model`` and ``layers`` are checked and dropped)."""
-    path = os.fspath(path)
+    path = check_path("path", path)
     if not os.path.isfile(path):
         raise SteerlensError(f"path: no file at {path!r}")
     try:

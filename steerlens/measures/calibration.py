@@ -13,9 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.errors import SteerlensError
-from ..core.hookpoints import check_model
 from ..core.types import HookedModel
-from ..core.validate import check_int, check_number, check_texts
+from ..core.validate import check_bool, check_int, check_model, check_number, check_texts
 from ..core.vector import SteeringVector, as_vector
 from ..steering.interventions import add
 from .kl import neutral_texts, token_kl
@@ -123,8 +122,9 @@ def calibrate(
         >>> with sl.steer(model, sl.add(vec.unit(), cal.coeff)): ...
     """
     check_model(model)
+    check_bool("progress", progress, none=True)
     vector = as_vector(vector, layers, site).select(layers)
-    vector.check_model(model)
+    vector.check_model(model, "add")
     kl, texts, quantile, steps, rtol, start = _checked(
         vector, kl, texts, quantile, steps, rtol, start
     )

@@ -13,11 +13,10 @@ from ..core import datasets
 from ..core.batching import padded_batches
 from ..core.errors import SteerlensError
 from ..core.forward import run
-from ..core.hookpoints import check_model
 from ..core.tokens import encode
 from ..core.types import HookedModel
-from ..core.validate import check_texts
-from ..steering.context import steer
+from ..core.validate import check_bool, check_instance, check_model, check_text, check_texts
+from ..steering.context import check_fits, steer
 from ..steering.interventions import Intervention
 
 
@@ -25,6 +24,19 @@ def neutral_texts() -> list[str]:
     """The shipped ``neutral`` set: plain descriptive prose with no moral, grammatical-
     judgement or financial content (a reference for side effects of steering)."""
     return list(datasets.load("neutral")["text"])
+
+
+def check_named_interventions(model: HookedModel, interventions: object) -> None:
+    """A non-empty dict name -> intervention, each fitting ``model``."""
+    check_instance("interventions", interventions, Mapping, "a dict name -> sl.add/ablate/clamp")
+    if not interventions:
+        raise SteerlensError("interventions: expected at least one, got an empty dict")
+    for name, intervention in interventions.items():
+        check_text("interventions key", name)
+        check_instance(
+            f"interventions[{name!r}]", intervention, Intervention, "an sl.add/ablate/clamp result"
+        )
+        check_fits(model, intervention)
 
 
 def token_kl(
@@ -49,6 +61,8 @@ def token_kl(
         name -> ``[n_tokens]`` float64 KLs, tokens in input order (row by row).
     """
     check_model(model)
+    check_named_interventions(model, interventions)
+    check_bool("progress", progress, none=True)
     texts = check_texts("texts", neutral_texts() if texts is None else texts)
     batches = padded_batches(model, [encode(model, text) for text in texts], batch_size)
     found: dict[str, list[tuple[int, Tensor]]] = {name: [] for name in interventions}

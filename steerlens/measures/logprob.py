@@ -13,10 +13,9 @@ from ..core.batching import length_batches
 from ..core.completion_batch import completion_batch
 from ..core.errors import SteerlensError
 from ..core.forward import run
-from ..core.hookpoints import check_model
 from ..core.tokens import completion_ids, encode
 from ..core.types import HookedModel
-from ..core.validate import check_texts
+from ..core.validate import check_bool, check_model, check_texts
 
 
 def completion_logprob(
@@ -49,6 +48,7 @@ def completion_logprob(
         >>> sl.measures.completion_logprob(model, text, "I'm sorry")
     """
     check_model(model)
+    check_bool("progress", progress, none=True)
     prompts = check_texts("prompts", prompts, single=True)
     completions = check_texts("completion", completion, single=True)
     if len(completions) == 1:

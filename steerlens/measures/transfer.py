@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 from ..core.batching import length_batches
 from ..core.chat import format_chat
 from ..core.errors import SteerlensError
-from ..core.hookpoints import check_model
 from ..core.tokens import encode
 from ..core.types import HookedModel
 from ..core.validate import (
     check_bool,
     check_instance,
     check_int,
+    check_model,
     check_number,
     check_text,
     check_texts,
@@ -162,6 +162,7 @@ def transfer_report(
     check_int("batch_size", batch_size, low=1)
     check_int("max_new_tokens", max_new_tokens, low=1)
     check_bool("chat", chat)
+    check_bool("progress", progress, none=True)
     intervention = _intervention(vector, coeff, clamp)
     texts = [format_chat(model, p) for p in prompts] if chat else prompts
     if baseline is not None:

@@ -23,10 +23,10 @@ import torch
 from ..core.basis import residual_basis
 from ..core.completion_batch import CompletionBatch, completion_batch
 from ..core.errors import SteerlensError
-from ..core.hookpoints import check_model, d_model, model_name, normalise_layer
+from ..core.hookpoints import d_model, model_name, normalise_layer
 from ..core.tokens import completion_ids
 from ..core.types import HookedModel
-from ..core.validate import check_texts
+from ..core.validate import check_model, check_texts
 from ..core.vector import SteeringVector, data_hash
 from .loop import adam_loop, initial_vector
 from .result import OneShotResult

@@ -107,7 +107,7 @@ class StudySettings:
 
     def __post_init__(self) -> None:
         counts = ("n_train", "n_held_out", "n_pairs", "max_iters", "max_new_tokens")
-        for name, low in (*((n, 1) for n in counts), ("n_harmful", 2), ("layer", None)):
+        for name, low in (*((n, 1) for n in counts), ("n_harmful", 2), ("layer", 0)):
             check_int(name, getattr(self, name), low=low)
         check_text("target", self.target)
         check_number("lr", self.lr, low=0.0, open_low=True)

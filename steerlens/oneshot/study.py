@@ -24,9 +24,10 @@ import torch
 from ..core import datasets
 from ..core.chat import format_chat
 from ..core.errors import SteerlensError
+from ..core.hookpoints import normalise_layer
 from ..core.tokens import get_tokenizer
 from ..core.types import HookedModel
-from ..core.validate import check_instance
+from ..core.validate import check_instance, check_model
 from ..measures.logprob import completion_logprob
 from ..measures.refusal import is_refusal, refusal_pairs
 from ..measures.transfer import transfer_report
@@ -224,6 +225,8 @@ def one_shot_refusal_study(
     """
     size = StudySettings() if settings is None else settings
     check_instance("settings", size, StudySettings, "a StudySettings")
+    check_model(model)
+    normalise_layer(model, size.layer, "settings.layer")
     started = time.perf_counter()
     timings: dict[str, float] = {}
 

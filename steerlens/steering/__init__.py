@@ -16,12 +16,14 @@ from .interventions import Intervention as Intervention
 from .interventions import ablate as ablate
 from .interventions import add as add
 from .interventions import clamp as clamp
+from .nonfinite import SteeringNonFiniteWarning as SteeringNonFiniteWarning
 from .readout import next_token_logits as next_token_logits
 
 __all__ = [
     "Conflict",
     "Intervention",
     "SteeringConflictWarning",
+    "SteeringNonFiniteWarning",
     "ablate",
     "add",
     "clamp",

@@ -15,7 +15,6 @@ from ..core.errors import SteerlensError, SteerlensTypeError
 from ..core.forward import run
 from ..core.hookpoints import (
     attached,
-    check_model,
     check_site,
     d_model,
     hook_point,
@@ -24,7 +23,7 @@ from ..core.hookpoints import (
 )
 from ..core.tokens import encode
 from ..core.types import HookedModel
-from ..core.validate import check_instance, check_texts, is_int
+from ..core.validate import check_bool, check_instance, check_model, check_texts, is_int
 from ..core.vector import SteeringVector
 
 
@@ -48,11 +47,6 @@ def _reduce(
     indices = [position] if isinstance(position, int) else list(position)
     rows = []
     for row, length in enumerate(lengths.tolist()):
-        bad = [i for i in indices if not -length <= i < length]
-        if bad:
-            raise SteerlensError(
-                f"position: indices {bad} are out of range for a text of {length} tokens"
-            )
         cols = [width - length + (i % length) for i in indices]
         rows.append(acts[row, cols].mean(0))
     return torch.stack(rows)
@@ -73,6 +67,19 @@ def _check_position(position: Any) -> None:
     raise SteerlensTypeError(
         f"position: expected 'last', 'mean', an int or a non-empty list of ints, got {position!r}"
     )
+
+
+def _check_indices(position: Any, encoded: Sequence[Sequence[int]]) -> None:
+    """Token indices in range for every text (before any forward pass)."""
+    if isinstance(position, str):
+        return
+    indices = [position] if is_int(position) else list(position)
+    for row, ids in enumerate(encoded):
+        bad = [i for i in indices if not -len(ids) <= i < len(ids)]
+        if bad:
+            raise SteerlensError(
+                f"position: indices {bad} are out of range for texts[{row}] ({len(ids)} tokens)"
+            )
 
 
 def collect_activations(
@@ -109,7 +116,10 @@ def collect_activations(
     check_site(site)
     _check_position(position)
     layers = normalise_layers(model, layers)
-    batches = padded_batches(model, [encode(model, text) for text in texts], batch_size)
+    check_bool("progress", progress, none=True)
+    encoded = [encode(model, text) for text in texts]
+    _check_indices(position, encoded)
+    batches = padded_batches(model, encoded, batch_size)
     out = torch.empty(len(texts), len(layers), d_model(model))
     captured: dict[int, Tensor] = {}
 
@@ -167,7 +177,7 @@ def project(
         texts,
         vector.layers,
         position=position,
-        site=site or vector.site,
+        site=vector.site if site is None else site,
         batch_size=batch_size,
     )
     directions = torch.stack([units[layer] for layer in vector.layers])  # [layer, d_model]

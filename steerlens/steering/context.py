@@ -19,12 +19,14 @@ from torch import Tensor
 
 from ..core.basis import check_basis
 from ..core.errors import SteerlensError
-from ..core.hookpoints import attached, check_model, d_model, edit_hooks, hook_point
+from ..core.hookpoints import attached, d_model, edit_hooks, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
+from ..core.validate import check_model
 from .cache_keyword import cache_keyword_shim
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
+from .nonfinite import NonFiniteWatch, watching
 
 
 def check_fits(model: Any, intervention: Intervention) -> None:
@@ -62,7 +64,9 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
 
 
 @contextmanager
-def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Intervention]]:
+def steer(
+    model: HookedModel, *interventions: Intervention, on_nonfinite: str = "raise"
+) -> Iterator[list[Intervention]]:
     """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
@@ -70,6 +74,10 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
     which tokens are steered). Several interventions at one site apply in the order given;
     a ``SteeringConflictWarning`` says when a later ablate or clamp removes part of an
     earlier intervention's direction (``sl.steering.find_conflicts`` lists them).
+
+    Every forward pass inside the block is checked once for NaN or inf output (a
+    coefficient too large for the dtype): ``on_nonfinite="raise"`` (default) raises
+    ``SteerlensError``; ``"warn"`` gives one ``SteeringNonFiniteWarning`` and goes on.
 
     Example:
         >>> with sl.steer(model, sl.add(vec, coeff=4.0)):
@@ -82,6 +90,7 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
     for intervention in interventions:
         check_fits(model, intervention)
     warn_conflicts(interventions)
+    watch = NonFiniteWatch(on_nonfinite, ", ".join(map(repr, interventions)))
     tracker = PositionTracker(model)
     edits, reads = [], []
     for i in interventions:
@@ -90,7 +99,7 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
             edits += hooks[0]
             reads += hooks[1]
     try:
-        with cache_keyword_shim(model), attached(edits + reads):
+        with cache_keyword_shim(model), watching(model, watch), attached(edits + reads):
             yield list(interventions)
     finally:
         tracker.remove()

@@ -12,10 +12,18 @@ import torch
 from ..core.chat import Message, format_chat, is_messages
 from ..core.errors import SteerlensError, SteerlensTypeError
 from ..core.forward import is_bridge
-from ..core.hookpoints import check_model, model_device
+from ..core.hookpoints import model_device
 from ..core.tokens import check_context, decode_reply, encode, left_pad
 from ..core.types import HookedModel
-from ..core.validate import check_bool, check_int, check_keywords, check_number, shown
+from ..core.validate import (
+    check_bool,
+    check_int,
+    check_keywords,
+    check_model,
+    check_number,
+    is_int,
+    shown,
+)
 from .cache_keyword import cache_keyword_shim
 
 #: Options passed on to the model's ``generate`` (any other keyword is refused).
@@ -68,6 +76,7 @@ def generate(
     check_number("temperature", temperature, low=0.0, open_low=True)
     check_bool("use_past_kv_cache", use_past_kv_cache)
     check_keywords("kwargs", kwargs, GENERATE_OPTIONS)
+    check_options(kwargs)
     single = isinstance(prompt, str) or is_messages(prompt)
     encoded = [encode(model, text, "prompt") for text in _texts(model, prompt, chat, single)]
     check_context(model, max(map(len, encoded)) + max_new_tokens, "prompt + max_new_tokens")
@@ -83,6 +92,27 @@ def generate(
     new = _new_tokens(model, encoded, options)
     replies = [decode_reply(model, row) for row in new]
     return replies[0] if single else replies
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Validate the options passed on to ``model.generate`` (``GENERATE_OPTIONS``)."""
+    if options.get("top_k") is not None:
+        check_int("top_k", options["top_k"], low=1)
+    check_number("top_p", options.get("top_p"), low=0.0, open_low=True, high=1.0, none=True)
+    check_number("freq_penalty", options.get("freq_penalty"), none=True)
+    penalty = options.get("repetition_penalty")
+    check_number("repetition_penalty", penalty, low=0.0, open_low=True, none=True)
+    if "stop_at_eos" in options:
+        check_bool("stop_at_eos", options["stop_at_eos"])
+    eos = options.get("eos_token_id")
+    if eos is not None:
+        ids = [eos] if is_int(eos) else eos
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence) or not ids:
+            raise SteerlensTypeError(
+                f"eos_token_id: expected a token id or a non-empty list of them, got {shown(eos)}"
+            )
+        for index, token in enumerate(ids):
+            check_int(f"eos_token_id[{index}]", token, low=0)
 
 
 def _texts(model: Any, prompt: Any, chat: bool, single: bool) -> list[str]:

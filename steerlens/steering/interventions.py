@@ -105,7 +105,7 @@ def add(
     return Intervention(
         "add",
         {layer: chosen[layer][None, :] for layer in chosen.layers},
-        check_site(site or chosen.site),
+        check_site(chosen.site if site is None else site),
         position_rule(positions),
         coeff=check_number("coeff", coeff),
         basis=chosen.basis,
@@ -166,7 +166,7 @@ def ablate(
     return Intervention(
         "ablate",
         bases,
-        check_site(site or vectors[0].site),
+        check_site(vectors[0].site if site is None else site),
         position_rule(positions),
         basis=vectors[0].basis,
     )
@@ -191,7 +191,7 @@ def clamp(
     return Intervention(
         "clamp",
         {layer: unit(chosen[layer], f"vector[{layer}]")[None, :] for layer in chosen.layers},
-        check_site(site or chosen.site),
+        check_site(chosen.site if site is None else site),
         position_rule(positions),
         value=check_number("value", value),
         basis=chosen.basis,

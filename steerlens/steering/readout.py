@@ -12,10 +12,9 @@ from tqdm.auto import tqdm
 from ..core.batching import padded_batches
 from ..core.errors import SteerlensError
 from ..core.forward import is_bridge, run
-from ..core.hookpoints import check_model
 from ..core.tokens import encode
 from ..core.types import HookedModel
-from ..core.validate import check_texts
+from ..core.validate import check_bool, check_model, check_texts
 
 
 def next_token_logits(
@@ -40,6 +39,7 @@ def next_token_logits(
         ``[n_texts, d_vocab]`` float32 on the CPU, in the order of ``texts``.
     """
     check_model(model)
+    check_bool("progress", progress, none=True)
     texts = check_texts("texts", texts)
     batches = padded_batches(model, [encode(model, text) for text in texts], batch_size)
     extra = {"logits_to_keep": 1} if is_bridge(model) else {}

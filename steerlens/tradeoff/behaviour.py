@@ -19,7 +19,7 @@ from typing import Any
 from ..core.chat import format_chat
 from ..core.errors import SteerlensError
 from ..core.tokens import single_token_id
-from ..core.validate import check_int, check_texts, is_int
+from ..core.validate import check_bool, check_int, check_model, check_texts, is_int
 
 #: First tokens of refusals (the shipped openings start "I'm sorry", "I can't", "I'm afraid").
 REFUSAL_TOKENS = ("I", "Sorry", "Unfortunately")
@@ -113,6 +113,8 @@ def refusal_behaviour(
     """
     from ..core.datasets import load
 
+    check_model(model)
+    check_bool("harmful", harmful)
     frame = load(source)
     missing = {"request", "harmful"} - set(frame.columns)
     if missing:

@@ -26,6 +26,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from torch import Tensor
 
 from ..core.errors import SteerlensError
+from ..core.validate import check_array, check_int, check_number
 
 
 def tanh_curve(r: np.ndarray | float, a: float, b0: float) -> np.ndarray | float:
@@ -73,9 +74,8 @@ class CurveFit:
 
 
 def _matrix(coeffs: object, values: object, name: str) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(coeffs, dtype=float).ravel()
-    y = values.detach().double().cpu().numpy() if isinstance(values, Tensor) else values
-    y = np.asarray(y, dtype=float)
+    r = check_array("coeffs", coeffs).ravel()
+    y = check_array("values", values)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != r.size:
@@ -133,10 +133,10 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))
 
 
-def _check_boot(n_boot: int, level: float) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
-        raise SteerlensError(f"n_boot: expected an int >= 0, got {n_boot!r}")
-    if not 0 < level < 1:
+def _check_boot(n_boot: int, level: float, seed: int) -> None:
+    check_int("n_boot", n_boot, low=0)
+    check_int("seed", seed)
+    if not 0 < check_number("level", level) < 1:
         raise SteerlensError(f"level: expected a number in (0, 1), got {level!r}")
 
 
@@ -161,8 +161,8 @@ def fit_behaviour(
     Returns:
         A ``CurveFit`` with ``params["delta_lambda"]``, ``params["b0"]``, ``params["B0"]``.
     """
-    _check_boot(n_boot, level)
-    r, y = _matrix(coeffs, values, "behaviour")
+    _check_boot(n_boot, level, seed)
+    r, y = _matrix(coeffs, values, "values")
     if (np.abs(y) > 1 + 1e-6).any():
         raise SteerlensError("behaviour: values must lie in [-1, 1] (a behaviour expectation)")
     mean = y.mean(1)
@@ -220,9 +220,9 @@ def fit_helpfulness(
     Returns:
         A ``CurveFit`` with ``params["a"]``, ``params["lambda_sigma_beta"]``, ``params["h0"]``.
     """
-    _check_boot(n_boot, level)
-    r, y = _matrix(coeffs, values, "helpfulness")
-    if not 0 <= floor < 1:
+    _check_boot(n_boot, level, seed)
+    r, y = _matrix(coeffs, values, "values")
+    if not 0 <= check_number("floor", floor) < 1:
         raise SteerlensError(f"floor: expected a number in [0, 1), got {floor!r}")
     if (y < -1e-6).any() or (y > 1 + 1e-6).any():
         raise SteerlensError("helpfulness: values must be probabilities in [0, 1]")

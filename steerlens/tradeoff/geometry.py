@@ -29,7 +29,8 @@ from jaxtyping import Float, Int
 from scipy import stats
 from torch import Tensor
 
-from ..core.errors import SteerlensError
+from ..core.errors import SteerlensError, SteerlensTypeError
+from ..core.validate import check_choice, check_instance, is_number, shown
 from .linefit import SideFits, fit_sides
 from .sweep_result import SweepResult
 
@@ -62,6 +63,14 @@ class LambdaEstimate:
         return self.fits.slope
 
 
+def check_r2(r2_min: float) -> None:
+    """``r2_min`` is a number ``<= 1`` (``-inf`` accepts any linear range)."""
+    if not is_number(r2_min):
+        raise SteerlensTypeError(f"r2_min: expected a number <= 1, got {shown(r2_min)}")
+    if math.isnan(r2_min) or r2_min > 1:
+        raise SteerlensError(f"r2_min: expected a number <= 1, got {r2_min!r}")
+
+
 def estimate_lambda(
     sweep: SweepResult, *, space: str = "resid", r2_min: float = 0.95
 ) -> LambdaEstimate:
@@ -70,8 +79,9 @@ def estimate_lambda(
     Example:
         >>> sl.estimate_lambda(res).slope
     """
-    if space not in ("resid", "logits"):
-        raise SteerlensError(f"space: expected 'resid' or 'logits', got {space!r}")
+    check_instance("sweep", sweep, SweepResult, "a SweepResult (sl.tradeoff.sweep)")
+    check_choice("space", space, ("resid", "logits"))
+    check_r2(r2_min)
     norms = sweep.delta.norm(dim=-1) if space == "resid" else _unembed_norms(sweep)
     r = sweep.coeffs.double().numpy()
     fits = fit_sides(r, norms.mean(1).double().numpy(), absolute=True, r2_min=r2_min)
@@ -138,6 +148,11 @@ def estimate_margin(
     r2_min: float = 0.95,
 ) -> MarginEstimate:
     """Δ (min and mean margin of ``δr̂`` between aligned and misaligned unembeddings), Δλ."""
+    check_instance("sweep", sweep, SweepResult, "a SweepResult (sl.tradeoff.sweep)")
+    check_r2(r2_min)
+    for name, ids in (("aligned", aligned), ("misaligned", misaligned)):
+        if not isinstance(ids, Tensor) or ids.numel() == 0:
+            raise SteerlensError(f"{name}: expected a non-empty tensor of token ids, got {ids!r}")
     unit, nonzero = _unit_delta(sweep)
     u_a, u_m = sweep.unembedding_rows(aligned), sweep.unembedding_rows(misaligned)
     proj_a = torch.einsum("cqd,qkd->cqk", unit, u_a)
@@ -194,6 +209,8 @@ def estimate_noise(
     r2_min: float = 0.95,
 ) -> NoiseEstimate:
     """σ and λσ from the top-``top_t`` unsteered tokens of unrelated queries."""
+    check_instance("sweep", sweep, SweepResult, "a SweepResult (sl.tradeoff.sweep)")
+    check_r2(r2_min)
     if isinstance(top_t, bool) or not isinstance(top_t, int) or top_t < 2:
         raise SteerlensError(f"top_t: expected an int >= 2, got {top_t!r}")
     correct = torch.as_tensor(correct).long()

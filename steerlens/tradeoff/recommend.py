@@ -26,7 +26,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..core.errors import SteerlensError
-from ..core.validate import check_instance, check_number
+from ..core.validate import check_array, check_instance, check_number
 from .fit import CurveFit
 
 
@@ -116,8 +116,7 @@ def _corollary(target_z: float, start_z: float, delta_lambda: float) -> float | 
 
 
 def _curve(name: str, values: Any, size: int) -> np.ndarray:
-    y = values.detach().double().cpu().numpy() if isinstance(values, Tensor) else values
-    y = np.asarray(y, dtype=float).ravel()
+    y = check_array(name, values).ravel()
     if y.shape != (size,) or not np.isfinite(y).all():
         raise SteerlensError(
             f"{name}: expected {size} finite values (one per coefficient), got shape {y.shape}"
@@ -184,7 +183,7 @@ def recommend_coefficient(
         >>> rec = sl.tradeoff.recommend_coefficient(coeffs, b_mean, h_mean, budget=0.05)
         >>> rec.coeff, rec.table
     """
-    r = np.asarray(coeffs, dtype=float).ravel()
+    r = check_array("coeffs", coeffs).ravel()
     if not np.isfinite(r).all() or r.size == 0:
         raise SteerlensError("coeffs: expected finite coefficients")
     b, h = _curve("behaviour", behaviour, r.size), _curve("helpfulness", helpfulness, r.size)

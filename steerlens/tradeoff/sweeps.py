@@ -21,27 +21,22 @@ from tqdm.auto import tqdm
 
 from ..core.batching import PaddedBatch, padded_batches
 from ..core.errors import SteerlensError, SteerlensTypeError
-from ..core.hookpoints import attached, check_model, check_site, d_model, edit_hooks
+from ..core.hookpoints import attached, check_site, d_model, edit_hooks
 from ..core.linalg import unit
 from ..core.positions import Positions, position_rule
 from ..core.suffix import Prefix, compute_prefix, run_suffix
 from ..core.tokens import encode
 from ..core.types import HookedModel
-from ..core.validate import check_bool, check_int, check_texts, shown
+from ..core.validate import check_array, check_bool, check_int, check_model, check_texts, shown
 from ..core.vector import SteeringVector, as_vector
 from .sweep_result import SweepResult
 
 
 def check_coeffs(coeffs: Any, name: str = "coeffs") -> Float[Tensor, " n_coeffs"]:
     """A non-empty 1-D float64 tensor of distinct finite coefficients, in the order given."""
-    if isinstance(coeffs, (str, bytes, bool)) or coeffs is None:
+    if isinstance(coeffs, bool):
         raise SteerlensTypeError(f"{name}: expected a list of numbers, got {shown(coeffs)}")
-    try:
-        values = torch.as_tensor(coeffs, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise SteerlensTypeError(
-            f"{name}: expected a list of numbers, got {shown(coeffs)}"
-        ) from error
+    values = torch.from_numpy(check_array(name, coeffs))
     if values.ndim != 1:
         raise SteerlensError(
             f"{name}: expected a 1-D list of numbers, got shape {tuple(values.shape)}"
@@ -163,9 +158,10 @@ def sweep(
         >>> logits = res.logits(res.index(40.0))   # [n_prompts, d_vocab]
     """
     check_model(model)
+    check_bool("progress", progress, none=True)
     vector = as_vector(vector, layers, site).select(layers)
     vector.check_model(model, "add")
-    site = check_site(site or vector.site)
+    site = check_site(vector.site if site is None else site)
     values = check_coeffs(coeffs)
     prompts = check_texts("prompts", prompts)
     rule = position_rule(positions)

@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core.hookpoints import check_model, normalise_layers
+from ..core.hookpoints import normalise_layers
 from ..core.types import HookedModel
-from ..core.validate import check_instance
+from ..core.validate import check_instance, check_model
 from ..core.vector import SteeringVector, data_hash
 from ..measures.kl import mean_kl
 from ..steering.context import steer

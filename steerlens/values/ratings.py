@@ -25,7 +25,14 @@ from ..core.chat import format_chat
 from ..core.errors import SteerlensError
 from ..core.suffix import compute_prefix, run_suffix, unembed
 from ..core.tokens import encode, single_token_id
-from ..core.validate import check_bool, check_instance, check_text, check_texts
+from ..core.validate import (
+    check_bool,
+    check_instance,
+    check_int,
+    check_model,
+    check_text,
+    check_texts,
+)
 from ..steering.context import steer
 from ..steering.interventions import Intervention
 from ..steering.readout import next_token_logits
@@ -102,6 +109,8 @@ DEFAULT_PROMPTS: dict[str, RatingPrompt] = {
 def resolve_prompts(prompts: Mapping[str, Any] | None) -> dict[str, RatingPrompt]:
     """The default prompts with the user's replacements (by dimension name)."""
     chosen = dict(DEFAULT_PROMPTS)
+    if prompts is not None:
+        check_instance("prompts", prompts, Mapping, "a dict dimension -> RatingPrompt")
     for name, prompt in dict(prompts or {}).items():
         if name not in DIMENSIONS:
             raise SteerlensError(f"prompts: unknown dimension {name!r}; valid: {list(DIMENSIONS)}")
@@ -218,9 +227,13 @@ def value_ratings(
         >>> with sl.steer(model, sl.ablate(moral_vector)):
         ...     ablated = sl.value_ratings(model)
     """
+    check_model(model)
     dimensions = check_dimensions(dimensions)
+    check_int("batch_size", batch_size, low=1)
+    check_bool("progress", progress, none=True)
+    prompts = resolve_prompts(prompts)
     items = subsample(load_stimuli(stimuli, dimensions), max_frames, seed)
-    return rating_tables(model, items, resolve_prompts(prompts), {}, batch_size, progress)["before"]
+    return rating_tables(model, items, prompts, {}, batch_size, progress)["before"]
 
 
 def rating_tables(

@@ -12,10 +12,10 @@ from torch import Tensor
 
 from ..core.errors import SteerlensError
 from ..core.forward import run
-from ..core.hookpoints import attached, check_site, hook_point
+from ..core.hookpoints import attached, check_site, hook_point, layer_list
 from ..core.tokens import encode, get_tokenizer, left_pad
 from ..core.types import HookedModel
-from ..core.validate import check_choice, check_instance
+from ..core.validate import check_choice, check_instance, check_sequence, check_tensor
 from ..core.vector import SteeringVector
 
 
@@ -35,6 +35,9 @@ def plot_projections(
         kind: ``"violin"`` (distribution per layer and class) or ``"line"`` (class means
             with one standard deviation).
     """
+    check_tensor("projections", projections, 2)
+    labels = check_sequence("labels", labels)
+    layers = layer_list(layers)
     if projections.shape != (len(labels), len(layers)):
         raise SteerlensError(
             f"projections: expected shape ({len(labels)}, {len(layers)}), "
@@ -81,7 +84,7 @@ def token_projections(
     """``x·u`` at every token of ``text`` and every layer of ``vector`` (one forward pass)."""
     check_instance("vector", vector, SteeringVector, "a SteeringVector")
     vector.check_model(model)
-    site = check_site(site or vector.site)
+    site = check_site(vector.site if site is None else site)
     ids = encode(model, text)
     captured: dict[int, Tensor] = {}
 

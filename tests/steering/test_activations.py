@@ -7,8 +7,8 @@ import torch
 
 import steerlens as sl
 from steerlens import SteerlensError
-from steerlens.core.hookpoints import check_model
 from steerlens.core.tokens import encode
+from steerlens.core.validate import check_model
 
 TEXTS = ["The cat sat on the mat.", "Hi", "A much longer sentence about rivers and mountains."]
 

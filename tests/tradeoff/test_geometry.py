@@ -176,7 +176,7 @@ def test_range_selection_stops_at_a_kink(slope, kink):
 
 def test_bad_inputs(setup, tiny_model):
     res, _ = setup
-    with pytest.raises(sl.SteerlensError, match="'resid' or 'logits'"):
+    with pytest.raises(sl.SteerlensError, match="'resid', 'logits'"):
         sl.tradeoff.estimate_lambda(res, space="hidden")
     with pytest.raises(sl.SteerlensError, match="top_t"):
         sl.tradeoff.estimate_noise(res, torch.tensor([1, 2, 3]), top_t=1)
