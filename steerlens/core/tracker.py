@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .forward import position_ids
 from .positions import Positions
+from .roles import ChatSpans
 
 
 def _cache_length(cache: Any) -> int | None:
@@ -40,6 +41,8 @@ class PositionTracker:
         self._mask: Tensor | None = None  # [batch, seen] real-token mask
         self._prompt_len: Tensor | None = None
         self._current: Positions | None = None
+        self._tokenizer = getattr(model, "tokenizer", None)
+        self._roles: ChatSpans | None = None
         self._handles = [
             model.register_forward_pre_hook(self._on_model_call, with_kwargs=True),
             model.embed.register_forward_pre_hook(self._on_embed, with_kwargs=True),
@@ -55,7 +58,10 @@ class PositionTracker:
         current = self._current
         if current is not None and tuple(current.absolute.shape) == (batch, n_pos):
             return Positions(
-                current.absolute.to(device), current.prompt_len.to(device), current.new_stream
+                current.absolute.to(device),
+                current.prompt_len.to(device),
+                current.new_stream,
+                current.roles,
             )
         # The stream was not seen (e.g. residual fed in with start_at_layer): no padding.
         absolute = torch.arange(n_pos, device=device).expand(batch, n_pos)
@@ -97,7 +103,9 @@ class PositionTracker:
     def _start(self, tokens: Tensor | None, mask: Tensor) -> None:
         self._tokens, self._mask = tokens, mask
         self._prompt_len = mask.sum(-1)
-        self._current = Positions(_absolute(mask), self._prompt_len, True)
+        known = tokens is not None and self._tokenizer is not None
+        self._roles = ChatSpans(self._tokenizer, tokens, mask) if known else None
+        self._current = Positions(_absolute(mask), self._prompt_len, True, self._roles)
 
     def _extend(self, tokens: Tensor, mask: Tensor | None, full_rerun: bool = False) -> None:
         new_mask = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask
@@ -107,7 +115,7 @@ class PositionTracker:
         absolute = _absolute(self._mask)
         if not full_rerun:
             absolute = absolute[:, -tokens.shape[1] :]
-        self._current = Positions(absolute, self._prompt_len, False)
+        self._current = Positions(absolute, self._prompt_len, False, self._roles)
 
 
 def _absolute(mask: Bool[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:

@@ -22,6 +22,7 @@ from ..core.hookpoints import (
     n_layers,
     normalise_layers,
 )
+from ..core.roles import ROLES, ChatSpans
 from ..core.tokens import encode
 from ..core.types import HookedModel
 from ..core.validate import check_instance, check_texts, is_int
@@ -58,8 +59,36 @@ def _reduce(
     return torch.stack(rows)
 
 
+#: Named extraction positions: a chat role alone is its last token, "<role> mean" the mean.
+NAMED_POSITIONS = ("last", "mean", *ROLES, *(f"{role} mean" for role in ROLES))
+
+
+def _role_reduce(
+    acts: Float[Tensor, "batch pos d_model"],
+    mask: Bool[Tensor, "batch pos"],
+    position: str,
+    spans: ChatSpans,
+    texts: list[int],
+) -> Float[Tensor, "batch d_model"]:
+    """One vector per row from a chat role's tokens: its last token, or their mean."""
+    role, _, how = position.partition(" ")
+    start, end = spans.span(role)
+    width, lengths = mask.shape[1], mask.sum(-1).tolist()
+    rows = []
+    for row, length in enumerate(lengths):
+        first, stop = int(start[row]), int(end[row])
+        if stop <= first:
+            raise SteerlensError(
+                f"position: {position!r} is empty for text {texts[row]} (for 'response', "
+                "append the reply to the chat-formatted prompt, e.g. sl.answer_pairs)"
+            )
+        cols = torch.arange(width - length + first, width - length + stop)
+        rows.append(acts[row, cols].mean(0) if how else acts[row, cols[-1]])
+    return torch.stack(rows)
+
+
 def _check_position(position: Any) -> None:
-    if isinstance(position, str) and position in ("last", "mean"):
+    if isinstance(position, str) and position in NAMED_POSITIONS:
         return
     if is_int(position):
         return
@@ -71,7 +100,8 @@ def _check_position(position: Any) -> None:
     ):
         return
     raise SteerlensTypeError(
-        f"position: expected 'last', 'mean', an int or a non-empty list of ints, got {position!r}"
+        f"position: expected one of {NAMED_POSITIONS}, an int or a non-empty list of ints, "
+        f"got {position!r}"
     )
 
 
@@ -96,7 +126,9 @@ def collect_activations(
         texts: raw texts (use ``sl.format_chat`` first for chat prompts).
         layers: layer indices (negative counts from the end) or ``"all"``.
         position: ``"last"`` token, ``"mean"`` over real tokens, an index or a list of
-            indices (averaged); indices count real tokens, negative from the end.
+            indices (averaged; real tokens, negative from the end), or a chat role of
+            chat-formatted texts: ``"instruction"``, ``"post_instruction"``, ``"response"``
+            (its last token) or ``"<role> mean"`` (the mean over its tokens).
         site: ``resid_pre``, ``resid_mid`` or ``resid_post``.
         batch_size: texts per forward pass.
         progress: show a progress bar (default: when there is more than one batch).
@@ -127,8 +159,14 @@ def collect_activations(
             captured.clear()
             run(model, batch.tokens, batch.mask, **stop_kwargs)
             mask = batch.mask.to(captured[layers[0]].device)
+            spans = ChatSpans(model.tokenizer, batch.tokens, batch.mask)
             for column, layer in enumerate(layers):
-                out[batch.rows, column] = _reduce(captured[layer].float(), mask, position).cpu()
+                acts = captured[layer].float()
+                if isinstance(position, str) and position.partition(" ")[0] in ROLES:
+                    reduced = _role_reduce(acts, mask, position, spans, batch.rows)
+                else:
+                    reduced = _reduce(acts, mask, position)
+                out[batch.rows, column] = reduced.cpu()
     if not bool(torch.isfinite(out).all()):
         raise SteerlensError("model: produced NaN or inf activations")
     return out
