@@ -26,6 +26,7 @@ from .core.vector import SteeringVector as SteeringVector
 from .oneshot.optimize import optimize_one_shot as optimize_one_shot
 from .steering.activations import collect_activations as collect_activations
 from .steering.activations import project as project
+from .steering.conditional import when as when
 from .steering.context import steer as steer
 from .steering.generation import generate as generate
 from .steering.interventions import ablate as ablate
@@ -33,6 +34,7 @@ from .steering.interventions import add as add
 from .steering.interventions import clamp as clamp
 from .tradeoff.pipeline import tradeoff_report as tradeoff_report
 from .values.pipeline import value_entanglement as value_entanglement
+from .vectors.conditions import find_condition as find_condition
 from .vectors.contrastive import contrastive_pca as contrastive_pca
 from .vectors.contrastive import mean_difference as mean_difference
 from .vectors.scan import layer_scan as layer_scan
@@ -49,6 +51,7 @@ __all__ = [
     "collect_activations",
     "contrastive_pca",
     "datasets",
+    "find_condition",
     "format_chat",
     "generate",
     "layer_scan",
@@ -65,4 +68,5 @@ __all__ = [
     "value_entanglement",
     "values",
     "vectors",
+    "when",
 ]

@@ -7,6 +7,8 @@
 
 from .activations import collect_activations as collect_activations
 from .activations import project as project
+from .conditional import Conditional as Conditional
+from .conditional import when as when
 from .conflicts import Conflict as Conflict
 from .conflicts import SteeringConflictWarning as SteeringConflictWarning
 from .conflicts import find_conflicts as find_conflicts
@@ -19,6 +21,7 @@ from .interventions import clamp as clamp
 from .readout import next_token_logits as next_token_logits
 
 __all__ = [
+    "Conditional",
     "Conflict",
     "Intervention",
     "SteeringConflictWarning",
@@ -31,4 +34,5 @@ __all__ = [
     "next_token_logits",
     "project",
     "steer",
+    "when",
 ]

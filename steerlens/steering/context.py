@@ -22,6 +22,7 @@ from ..core.hookpoints import attached, check_model, d_model, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
 from .cache_keyword import cache_keyword_shim
+from .conditional import Conditional, RowGate
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
 
@@ -36,8 +37,11 @@ def check_fits(model: Any, intervention: Intervention) -> None:
         )
 
 
-def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):
-    """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``."""
+def steering_hook(
+    intervention: Intervention, layer: int, tracker: PositionTracker, gate: RowGate | None = None
+):
+    """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``
+    (only to the rows ``gate`` lets through, if given)."""
 
     def hook(resid: Tensor, **_: Any) -> Tensor:
         if not isinstance(resid, Tensor) or resid.ndim != 3:
@@ -47,6 +51,8 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
             )
         where = tracker.positions(resid.shape[0], resid.shape[1], resid.device)
         selected = intervention.positions.select(where)
+        if gate is not None:
+            selected = selected & gate.rows(resid.shape[0], resid.device)[:, None]
         if not bool(selected.any()):
             return resid
         edited = intervention.edit(resid, layer)
@@ -57,8 +63,39 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
     return hook
 
 
+def _hooks(model: Any, interventions: Any, tracker: PositionTracker) -> list[tuple[Any, Any]]:
+    """(hook point, hook) pairs in order; a conditional's reader precedes its edits."""
+    hooks = []
+    for each in interventions:
+        gate, inner = None, each
+        if isinstance(each, Conditional):
+            gate, inner = RowGate(each, tracker), each.intervention
+            hooks.append((hook_point(model, each.layer, each.site), gate.read_hook()))
+        hooks += [
+            (hook_point(model, layer, inner.site), steering_hook(inner, layer, tracker, gate))
+            for layer in inner.layers
+        ]
+    return hooks
+
+
+def _unwrapped(interventions: Any) -> list[Intervention]:
+    return [i.intervention if isinstance(i, Conditional) else i for i in interventions]
+
+
+def check_condition(model: Any, conditional: Conditional) -> None:
+    """Raise unless the condition's layer/site exists and its direction fits ``d_model``."""
+    hook_point(model, conditional.layer, conditional.site)
+    if conditional.direction.shape[-1] != d_model(model):
+        raise SteerlensError(
+            f"condition: d_model {conditional.direction.shape[-1]} does not match the model's "
+            f"{d_model(model)}"
+        )
+
+
 @contextmanager
-def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Intervention]]:
+def steer(
+    model: HookedModel, *interventions: Intervention | Conditional
+) -> Iterator[list[Intervention | Conditional]]:
     """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
@@ -74,16 +111,15 @@ def steer(model: HookedModel, *interventions: Intervention) -> Iterator[list[Int
     check_model(model)
     if not interventions:
         raise SteerlensError("interventions: expected at least one (sl.add/ablate/clamp)")
-    interventions = tuple(check_interventions(list(interventions)))
-    for intervention in interventions:
+    plain = check_interventions(_unwrapped(interventions))
+    for intervention in plain:
         check_fits(model, intervention)
-    warn_conflicts(interventions)
+    for conditional in interventions:
+        if isinstance(conditional, Conditional):
+            check_condition(model, conditional)
+    warn_conflicts(plain)
     tracker = PositionTracker(model)
-    hooks = [
-        (hook_point(model, layer, i.site), steering_hook(i, layer, tracker))
-        for i in interventions
-        for layer in i.layers
-    ]
+    hooks = _hooks(model, interventions, tracker)
     try:
         with cache_keyword_shim(model), attached(hooks):
             yield list(interventions)
