@@ -32,6 +32,7 @@ from .steering.generation import generate as generate
 from .steering.interventions import ablate as ablate
 from .steering.interventions import add as add
 from .steering.interventions import clamp as clamp
+from .steering.weights import orthogonalize_weights as orthogonalize_weights
 from .tradeoff.pipeline import tradeoff_report as tradeoff_report
 from .values.pipeline import value_entanglement as value_entanglement
 from .vectors.conditions import find_condition as find_condition
@@ -60,6 +61,7 @@ __all__ = [
     "measures",
     "oneshot",
     "optimize_one_shot",
+    "orthogonalize_weights",
     "project",
     "steer",
     "steering",

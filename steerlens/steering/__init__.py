@@ -19,6 +19,8 @@ from .interventions import ablate as ablate
 from .interventions import add as add
 from .interventions import clamp as clamp
 from .readout import next_token_logits as next_token_logits
+from .weights import orthogonalize_weights as orthogonalize_weights
+from .weights import save_model as save_model
 
 __all__ = [
     "Conditional",
@@ -32,7 +34,9 @@ __all__ = [
     "find_conflicts",
     "generate",
     "next_token_logits",
+    "orthogonalize_weights",
     "project",
+    "save_model",
     "steer",
     "when",
 ]
