@@ -84,10 +84,10 @@ def _remove(module: nn.Module, u: Tensor) -> None:
     """Project ``u`` out of ``module``'s outputs (its weight's output side and its bias)."""
     weight = module.weight
     w = weight.data.double()
-    if isinstance(module, nn.Linear):  # [d_model, d_in]: outputs are columns
-        w = w - torch.outer(u, u @ w)
-    else:  # nn.Embedding [vocab, d_model] and GPT-2's Conv1D [d_in, d_model]: rows
-        w = w - torch.outer(w @ u, u)
+    # nn.Linear [d_model, d_in] has outputs as columns; nn.Embedding [vocab, d_model] and
+    # GPT-2's Conv1D [d_in, d_model] as rows.
+    columns = isinstance(module, nn.Linear)
+    w = w - torch.outer(u, u @ w) if columns else w - torch.outer(w @ u, u)
     weight.data.copy_(w.to(weight.dtype))
     bias = getattr(module, "bias", None)
     if bias is not None:
