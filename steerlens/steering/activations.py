@@ -87,6 +87,19 @@ def _role_reduce(
     return torch.stack(rows)
 
 
+def _vectors(
+    acts: Float[Tensor, "batch pos d_model"],
+    mask: Bool[Tensor, "batch pos"],
+    position: Any,
+    spans: ChatSpans,
+    texts: list[int],
+) -> Float[Tensor, "batch d_model"]:
+    """One CPU vector per row at ``position`` (a chat role, or the other rules)."""
+    if isinstance(position, str) and position.partition(" ")[0] in ROLES:
+        return _role_reduce(acts, mask, position, spans, texts).cpu()
+    return _reduce(acts, mask, position).cpu()
+
+
 def _check_position(position: Any) -> None:
     if isinstance(position, str) and position in NAMED_POSITIONS:
         return
@@ -162,11 +175,7 @@ def collect_activations(
             spans = ChatSpans(model.tokenizer, batch.tokens, batch.mask)
             for column, layer in enumerate(layers):
                 acts = captured[layer].float()
-                if isinstance(position, str) and position.partition(" ")[0] in ROLES:
-                    reduced = _role_reduce(acts, mask, position, spans, batch.rows)
-                else:
-                    reduced = _reduce(acts, mask, position)
-                out[batch.rows, column] = reduced.cpu()
+                out[batch.rows, column] = _vectors(acts, mask, position, spans, batch.rows)
     if not bool(torch.isfinite(out).all()):
         raise SteerlensError("model: produced NaN or inf activations")
     return out
