@@ -12,6 +12,7 @@ from .chat import format_chat as format_chat
 from .errors import SteerlensError as SteerlensError
 from .errors import SteerlensTypeError as SteerlensTypeError
 from .loading import load_model as load_model
+from .roles import token_roles as token_roles
 from .types import HookedModel as HookedModel
 from .vector import SteeringVector as SteeringVector
 
@@ -24,4 +25,5 @@ __all__ = [
     "datasets",
     "format_chat",
     "load_model",
+    "token_roles",
 ]

@@ -21,12 +21,14 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 from jaxtyping import Bool, Int
 from jinja2.exceptions import TemplateError
 from torch import Tensor
 
 from .errors import SteerlensError
+from .tokens import encode, get_tokenizer
 
 ROLES = ("instruction", "post_instruction", "response")
 _FIRST, _REPLY, _LAST = "SentinelFirstQz", "SentinelReplyQz", "SentinelLastQz"
@@ -123,3 +125,20 @@ class ChatSpans:
             self._bounds = torch.tensor(bounds, dtype=torch.long)
         index = ROLES.index(role)
         return self._bounds[:, index], self._bounds[:, index + 1]
+
+
+def token_roles(model: Any, text: str) -> pd.DataFrame:
+    """Each token of a chat-formatted text with its chat role (``""`` outside the roles).
+
+    Example:
+        >>> sl.core.token_roles(model, sl.format_chat(model, "How do I bake bread?"))
+    """
+    tokenizer = get_tokenizer(model)
+    ids = encode(model, text, "text")
+    spans = ChatSpans(tokenizer, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool))
+    roles = [""] * len(ids)
+    for role in ROLES:
+        start, end = (int(t[0]) for t in spans.span(role))
+        roles[start:end] = [role] * (end - start)
+    pieces = tokenizer.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)
+    return pd.DataFrame({"token": pieces, "role": roles})
