@@ -110,3 +110,12 @@ def test_empty_response_is_refused_in_extraction(tiny_model):
         sl.collect_activations(
             tiny_model, [sl.format_chat(tiny_model, "Hi")], [0], position="response"
         )
+
+
+def test_token_roles_lists_each_tokens_role(chat_model):
+    message = MESSAGES[0]
+    table = sl.core.token_roles(chat_model, sl.format_chat(chat_model, message))
+    start, end = expected_span(chat_model, message, "instruction")
+    assert table.index[table.role == "instruction"].tolist() == list(range(start, end))
+    assert "".join(table.token[table.role == "instruction"]) == message
+    assert table.role.iloc[-1] == "post_instruction"
