@@ -27,13 +27,16 @@ from .measures.calibration import calibrate as calibrate
 from .oneshot.optimize import optimize_one_shot as optimize_one_shot
 from .steering.activations import collect_activations as collect_activations
 from .steering.activations import project as project
+from .steering.conditional import when as when
 from .steering.context import steer as steer
 from .steering.generation import generate as generate
 from .steering.interventions import ablate as ablate
 from .steering.interventions import add as add
 from .steering.interventions import clamp as clamp
+from .steering.weights import orthogonalize_weights as orthogonalize_weights
 from .tradeoff.pipeline import tradeoff_report as tradeoff_report
 from .values.pipeline import value_entanglement as value_entanglement
+from .vectors.conditions import find_condition as find_condition
 from .vectors.contrastive import contrastive_pca as contrastive_pca
 from .vectors.contrastive import mean_difference as mean_difference
 from .vectors.scan import layer_scan as layer_scan
@@ -51,6 +54,7 @@ __all__ = [
     "collect_activations",
     "contrastive_pca",
     "datasets",
+    "find_condition",
     "format_chat",
     "generate",
     "layer_scan",
@@ -59,6 +63,7 @@ __all__ = [
     "measures",
     "oneshot",
     "optimize_one_shot",
+    "orthogonalize_weights",
     "project",
     "steer",
     "steering",
@@ -67,4 +72,5 @@ __all__ = [
     "value_entanglement",
     "values",
     "vectors",
+    "when",
 ]

@@ -30,7 +30,7 @@ def cell_key(item: Any) -> tuple[str, str, str] | None:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if marker is None:
         return None
-    if "pair" in params:
+    if isinstance(params.get("pair"), tuple):
         arch, dtype = params["pair"]
     elif "arch" in params:
         arch, dtype = params["arch"], params.get("dtype", "float32")

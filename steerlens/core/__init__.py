@@ -13,6 +13,7 @@ from .errors import SteerlensError as SteerlensError
 from .errors import SteerlensTypeError as SteerlensTypeError
 from .loading import load_model as load_model
 from .model_cache import gemma_gguf_path as gemma_gguf_path
+from .roles import token_roles as token_roles
 from .types import HookedModel as HookedModel
 from .vector import SteeringVector as SteeringVector
 
@@ -26,4 +27,5 @@ __all__ = [
     "format_chat",
     "gemma_gguf_path",
     "load_model",
+    "token_roles",
 ]

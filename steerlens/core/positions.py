@@ -18,9 +18,10 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from .errors import SteerlensError, SteerlensTypeError
+from .roles import ROLES, ChatSpans
 from .validate import is_int, shown
 
-NAMED_RULES = ("all", "prompt", "generated")
+NAMED_RULES = ("all", "prompt", "generated", *ROLES)
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,22 @@ class Positions:
         absolute: ``[batch, pos]`` position of each token from its row's first real token.
         prompt_len: ``[batch]`` real prompt tokens per row.
         new_stream: True on the first pass over a prompt (rules check their fit then).
+        roles: the prompts' chat-role spans (``None`` when the token ids were not seen).
     """
 
     absolute: Int[Tensor, "batch pos"]
     prompt_len: Int[Tensor, " batch"]
     new_stream: bool
+    roles: ChatSpans | None = None
 
 
 @dataclass(frozen=True)
 class PositionRule:
-    """``"all"``, ``"prompt"``, ``"generated"``, explicit indices, or a boolean prompt mask.
+    """``"all"``, ``"prompt"``, ``"generated"``, a chat role, explicit indices, or a mask.
 
-    Non-negative indices count from the first real token; negative ones from the end of the
+    Chat roles (``"instruction"``, ``"post_instruction"``, ``"response"``) are read from each
+    row's chat-formatted prompt (``core.roles``); ``"response"`` also covers every generated
+    token. Non-negative indices count from the first real token; negative ones from the end of the
     prompt (``-1`` is the last prompt token). A boolean mask covers the prompt's tokens.
     """
 
@@ -75,6 +80,8 @@ class PositionRule:
             return real & (pos < prompt_len)
         if self.kind == "generated":
             return real & (pos >= prompt_len)
+        if self.kind in ROLES:
+            return real & self._role(where)
         if self.kind == "indices":
             if where.new_stream:
                 self._check_indices(where.prompt_len)
@@ -89,6 +96,16 @@ class PositionRule:
             )
         inside = real & (pos < len(self.mask))
         return inside & mask[pos.clamp(0, len(self.mask) - 1)]
+
+    def _role(self, where: Positions) -> Bool[Tensor, "batch pos"]:
+        if where.roles is None:
+            raise SteerlensError(
+                f"positions: {self.kind!r} needs the prompt's token ids, which this forward "
+                "pass did not show (was the residual fed in directly?)"
+            )
+        start, end = (t.to(where.absolute.device)[:, None] for t in where.roles.span(self.kind))
+        inside = where.absolute >= start
+        return inside if self.kind == "response" else inside & (where.absolute < end)
 
     def _check_indices(self, prompt_len: Tensor) -> None:
         shortest = int(prompt_len.min())

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .forward import position_ids
 from .positions import PositionRule, Positions
+from .roles import ChatSpans
 
 
 def _cache_length(cache: Any) -> int | None:
@@ -41,6 +42,8 @@ class PositionTracker:
         self._prompt_len: Tensor | None = None
         self._current: Positions | None = None
         self._selections: dict[tuple, tuple[Tensor, bool, bool]] = {}
+        self._tokenizer = getattr(model, "tokenizer", None)
+        self._roles: ChatSpans | None = None
         self._handles = [
             model.register_forward_pre_hook(self._on_model_call, with_kwargs=True),
             model.embed.register_forward_pre_hook(self._on_embed, with_kwargs=True),
@@ -56,13 +59,16 @@ class PositionTracker:
         current = self._current
         if current is not None and tuple(current.absolute.shape) == (batch, n_pos):
             return Positions(
-                current.absolute.to(device), current.prompt_len.to(device), current.new_stream
+                current.absolute.to(device),
+                current.prompt_len.to(device),
+                current.new_stream,
+                current.roles,
             )
         if self._mask is not None and tuple(self._mask.shape) == (batch, n_pos):
             # The whole stream re-fed as a residual (classic ``generate`` without the KV
             # cache calls ``forward`` on all embeddings so far, bypassing ``__call__``).
             absolute = _absolute(self._mask).to(device)
-            return Positions(absolute, self._prompt_len.to(device), False)
+            return Positions(absolute, self._prompt_len.to(device), False, self._roles)
         # The stream was not seen (e.g. residual fed in with start_at_layer): no padding.
         absolute = torch.arange(n_pos, device=device).expand(batch, n_pos)
         return Positions(absolute, torch.full((batch,), n_pos, device=device), True)
@@ -118,7 +124,9 @@ class PositionTracker:
     def _start(self, tokens: Tensor | None, mask: Tensor) -> None:
         self._tokens, self._mask = tokens, mask
         self._prompt_len = mask.sum(-1)
-        self._current = Positions(_absolute(mask), self._prompt_len, True)
+        known = tokens is not None and self._tokenizer is not None
+        self._roles = ChatSpans(self._tokenizer, tokens, mask) if known else None
+        self._current = Positions(_absolute(mask), self._prompt_len, True, self._roles)
         self._selections = {}
 
     def _extend(self, tokens: Tensor, mask: Tensor | None, full_rerun: bool = False) -> None:
@@ -129,7 +137,7 @@ class PositionTracker:
         absolute = _absolute(self._mask)
         if not full_rerun:
             absolute = absolute[:, -tokens.shape[1] :]
-        self._current = Positions(absolute, self._prompt_len, False)
+        self._current = Positions(absolute, self._prompt_len, False, self._roles)
         self._selections = {}
 
 

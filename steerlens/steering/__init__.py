@@ -7,6 +7,8 @@
 
 from .activations import collect_activations as collect_activations
 from .activations import project as project
+from .conditional import Conditional as Conditional
+from .conditional import when as when
 from .conflicts import Conflict as Conflict
 from .conflicts import SteeringConflictWarning as SteeringConflictWarning
 from .conflicts import find_conflicts as find_conflicts
@@ -18,8 +20,11 @@ from .interventions import add as add
 from .interventions import clamp as clamp
 from .nonfinite import SteeringNonFiniteWarning as SteeringNonFiniteWarning
 from .readout import next_token_logits as next_token_logits
+from .weights import orthogonalize_weights as orthogonalize_weights
+from .weights import save_model as save_model
 
 __all__ = [
+    "Conditional",
     "Conflict",
     "Intervention",
     "SteeringConflictWarning",
@@ -31,6 +36,9 @@ __all__ = [
     "find_conflicts",
     "generate",
     "next_token_logits",
+    "orthogonalize_weights",
     "project",
+    "save_model",
     "steer",
+    "when",
 ]

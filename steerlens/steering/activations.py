@@ -21,6 +21,7 @@ from ..core.hookpoints import (
     n_layers,
     normalise_layers,
 )
+from ..core.roles import ROLES, ChatSpans
 from ..core.tokens import encode
 from ..core.types import HookedModel
 from ..core.validate import check_bool, check_instance, check_model, check_texts, is_int
@@ -52,8 +53,49 @@ def _reduce(
     return torch.stack(rows)
 
 
+#: Named extraction positions: a chat role alone is its last token, "<role> mean" the mean.
+NAMED_POSITIONS = ("last", "mean", *ROLES, *(f"{role} mean" for role in ROLES))
+
+
+def _role_reduce(
+    acts: Float[Tensor, "batch pos d_model"],
+    mask: Bool[Tensor, "batch pos"],
+    position: str,
+    spans: ChatSpans,
+    texts: list[int],
+) -> Float[Tensor, "batch d_model"]:
+    """One vector per row from a chat role's tokens: its last token, or their mean."""
+    role, _, how = position.partition(" ")
+    start, end = spans.span(role)
+    width, lengths = mask.shape[1], mask.sum(-1).tolist()
+    rows = []
+    for row, length in enumerate(lengths):
+        first, stop = int(start[row]), int(end[row])
+        if stop <= first:
+            raise SteerlensError(
+                f"position: {position!r} is empty for text {texts[row]} (for 'response', "
+                "append the reply to the chat-formatted prompt, e.g. sl.answer_pairs)"
+            )
+        cols = torch.arange(width - length + first, width - length + stop)
+        rows.append(acts[row, cols].mean(0) if how else acts[row, cols[-1]])
+    return torch.stack(rows)
+
+
+def _vectors(
+    acts: Float[Tensor, "batch pos d_model"],
+    mask: Bool[Tensor, "batch pos"],
+    position: Any,
+    spans: ChatSpans,
+    texts: list[int],
+) -> Float[Tensor, "batch d_model"]:
+    """One CPU vector per row at ``position`` (a chat role, or the other rules)."""
+    if isinstance(position, str) and position.partition(" ")[0] in ROLES:
+        return _role_reduce(acts, mask, position, spans, texts).cpu()
+    return _reduce(acts, mask, position).cpu()
+
+
 def _check_position(position: Any) -> None:
-    if isinstance(position, str) and position in ("last", "mean"):
+    if isinstance(position, str) and position in NAMED_POSITIONS:
         return
     if is_int(position):
         return
@@ -65,7 +107,8 @@ def _check_position(position: Any) -> None:
     ):
         return
     raise SteerlensTypeError(
-        f"position: expected 'last', 'mean', an int or a non-empty list of ints, got {position!r}"
+        f"position: expected one of {NAMED_POSITIONS}, an int or a non-empty list of ints, "
+        f"got {position!r}"
     )
 
 
@@ -103,7 +146,9 @@ def collect_activations(
         texts: raw texts (use ``sl.format_chat`` first for chat prompts).
         layers: layer indices (negative counts from the end) or ``"all"``.
         position: ``"last"`` token, ``"mean"`` over real tokens, an index or a list of
-            indices (averaged); indices count real tokens, negative from the end.
+            indices (averaged; real tokens, negative from the end), or a chat role of
+            chat-formatted texts: ``"instruction"``, ``"post_instruction"``, ``"response"``
+            (its last token) or ``"<role> mean"`` (the mean over its tokens).
         site: ``resid_pre``, ``resid_mid`` or ``resid_post``.
         batch_size: texts per forward pass.
         progress: show a progress bar (default: when there is more than one batch).
@@ -137,8 +182,10 @@ def collect_activations(
             captured.clear()
             run(model, batch.tokens, batch.mask, **stop_kwargs)
             mask = batch.mask.to(captured[layers[0]].device)
+            spans = ChatSpans(model.tokenizer, batch.tokens, batch.mask)
             for column, layer in enumerate(layers):
-                out[batch.rows, column] = _reduce(captured[layer].float(), mask, position).cpu()
+                acts = captured[layer].float()
+                out[batch.rows, column] = _vectors(acts, mask, position, spans, batch.rows)
     if not bool(torch.isfinite(out).all()):
         raise SteerlensError("model: produced NaN or inf activations")
     return out

@@ -24,6 +24,7 @@ from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
 from ..core.validate import check_model
 from .cache_keyword import cache_keyword_shim
+from .conditional import Conditional, RowGate
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
 from .nonfinite import NonFiniteWatch, watching
@@ -42,8 +43,11 @@ def check_fits(model: Any, intervention: Intervention) -> None:
     check_basis(intervention.basis, model, rows, intervention.kind)
 
 
-def steering_hook(intervention: Intervention, layer: int, tracker: PositionTracker):
-    """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``."""
+def steering_hook(
+    intervention: Intervention, layer: int, tracker: PositionTracker, gate: RowGate | None = None
+):
+    """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``
+    (only to the rows ``gate`` lets through, if given)."""
 
     def hook(resid: Tensor, **_: Any) -> Tensor:
         if not isinstance(resid, Tensor) or resid.ndim != 3:
@@ -53,6 +57,9 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
             )
         rule = intervention.positions
         selected, some, every = tracker.selection(rule, *resid.shape[:2], resid.device)
+        if gate is not None:
+            selected = selected & gate.rows(resid.shape[0], resid.device)[:, None]
+            some, every = bool(selected.any()), bool(selected.all())
         if not some:
             return resid
         edited = intervention.edit(resid, layer)
@@ -63,10 +70,41 @@ def steering_hook(intervention: Intervention, layer: int, tracker: PositionTrack
     return hook
 
 
+def _hooks(model: Any, interventions: Any, tracker: PositionTracker) -> tuple[list, list]:
+    """``(edits, reads)``: (hook point, hook) pairs in attach order (``edit_hooks``); a
+    conditional's reader precedes its edits."""
+    edits, reads = [], []
+    for each in interventions:
+        gate, inner = None, each
+        if isinstance(each, Conditional):
+            gate, inner = RowGate(each, tracker), each.intervention
+            edits.append((hook_point(model, each.layer, each.site), gate.read_hook()))
+        for layer in inner.layers:
+            hook = steering_hook(inner, layer, tracker, gate)
+            more_edits, more_reads = edit_hooks(model, layer, inner.site, hook)
+            edits += more_edits
+            reads += more_reads
+    return edits, reads
+
+
+def _unwrapped(interventions: Any) -> list[Intervention]:
+    return [i.intervention if isinstance(i, Conditional) else i for i in interventions]
+
+
+def check_condition(model: Any, conditional: Conditional) -> None:
+    """Raise unless the condition's layer/site exists and its direction fits ``d_model``."""
+    hook_point(model, conditional.layer, conditional.site)
+    if conditional.direction.shape[-1] != d_model(model):
+        raise SteerlensError(
+            f"condition: d_model {conditional.direction.shape[-1]} does not match the model's "
+            f"{d_model(model)}"
+        )
+
+
 @contextmanager
 def steer(
-    model: HookedModel, *interventions: Intervention, on_nonfinite: str = "raise"
-) -> Iterator[list[Intervention]]:
+    model: HookedModel, *interventions: Intervention | Conditional, on_nonfinite: str = "raise"
+) -> Iterator[list[Intervention | Conditional]]:
     """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
@@ -86,18 +124,16 @@ def steer(
     check_model(model)
     if not interventions:
         raise SteerlensError("interventions: expected at least one (sl.add/ablate/clamp)")
-    interventions = tuple(check_interventions(list(interventions)))
-    for intervention in interventions:
+    plain = check_interventions(_unwrapped(interventions))
+    for intervention in plain:
         check_fits(model, intervention)
-    warn_conflicts(interventions)
+    for conditional in interventions:
+        if isinstance(conditional, Conditional):
+            check_condition(model, conditional)
+    warn_conflicts(plain)
     watch = NonFiniteWatch(on_nonfinite, ", ".join(map(repr, interventions)))
     tracker = PositionTracker(model)
-    edits, reads = [], []
-    for i in interventions:
-        for layer in i.layers:
-            hooks = edit_hooks(model, layer, i.site, steering_hook(i, layer, tracker))
-            edits += hooks[0]
-            reads += hooks[1]
+    edits, reads = _hooks(model, interventions, tracker)
     try:
         with cache_keyword_shim(model), watching(model, watch), attached(edits + reads):
             yield list(interventions)

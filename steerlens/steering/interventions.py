@@ -98,7 +98,8 @@ def add(
         vector: a ``SteeringVector``, or a ``[d_model]`` tensor together with ``layers``.
         coeff: the multiplier ``c``.
         layers: a subset of the vector's layers (default: all of them).
-        positions: ``"all"``, ``"prompt"``, ``"generated"``, indices, or a boolean mask.
+        positions: ``"all"``, ``"prompt"``, ``"generated"``, a chat role (``"instruction"``,
+            ``"post_instruction"``, ``"response"``), indices, or a boolean mask.
         site: ``resid_pre`` / ``resid_mid`` / ``resid_post`` (default: the vector's site).
     """
     chosen = as_vector(vector, layers, site).select(layers)

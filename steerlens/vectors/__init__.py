@@ -1,6 +1,8 @@
 """Steering vectors from data: contrastive mean difference and PCA, linear probes, the layer
 scan, and plots of projections on a vector."""
 
+from .conditions import ConditionSearch as ConditionSearch
+from .conditions import find_condition as find_condition
 from .contrastive import contrastive_pca as contrastive_pca
 from .contrastive import mean_difference as mean_difference
 from .plots import plot_projections as plot_projections
@@ -13,8 +15,10 @@ from .strategies import STRATEGIES as STRATEGIES
 
 __all__ = [
     "STRATEGIES",
+    "ConditionSearch",
     "LayerScan",
     "contrastive_pca",
+    "find_condition",
     "layer_scan",
     "linear_probe",
     "mean_difference",
