@@ -248,6 +248,45 @@ def bench_one_shot_step(model, quick: bool) -> dict:
     }
 
 
+REQUESTS = [
+    "How do I bake a loaf of sourdough bread?",
+    "What is a good way to learn the guitar?",
+    "Can you explain how tides work?",
+    "Suggest a name for a small bookshop.",
+    "How should I water a cactus?",
+    "What are the rules of chess castling?",
+    "Write a haiku about autumn rain.",
+    "How do bicycles stay upright?",
+]
+
+
+def bench_one_shot_batch(model, quick: bool) -> dict:
+    """8 one-shot vectors at layer 12 (one per prompt): ``optimize_batch`` vs 8 sequential
+    ``optimize_one_shot`` runs, the same fixed number of steps each (no early stop)."""
+    import steerlens as sl
+
+    prompts = [sl.format_chat(model, r) for r in REQUESTS]
+    options = dict(
+        promote="I'm sorry, but I can't",
+        layer=12,
+        max_iters=3 if quick else 10,
+        tolerance=None,
+        progress=False,
+    )
+
+    def batched():
+        return sl.oneshot.optimize_batch(model, prompts, **options)
+
+    def sequential():
+        return [sl.optimize_one_shot(model, p, **options) for p in prompts]
+
+    return {
+        "n_vectors": len(prompts),
+        "steps": options["max_iters"],
+        "vs_sequential": compare(batched, sequential, 1 if quick else 3),
+    }
+
+
 MEMORY_SCRIPT = """
 import os, sys, torch
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -315,6 +354,7 @@ def markdown(results: dict) -> str:
         ("sweep", "vs_naive_loop"): "(reported)",
         ("sweep", "all_coeffs_in_one_pass"): "(reported)",
         ("one_shot_step", "cached_vs_full"): "≤ 0.7",
+        ("one_shot_batch", "vs_sequential"): "≤ 0.35",
     }
     for (group, key), target in targets.items():
         row = results.get(group, {}).get(key)
@@ -363,6 +403,7 @@ def main() -> None:
     results["steering_overhead"] = bench_steering_overhead(model, args.quick)
     results["sweep"] = bench_sweep(model, args.quick)
     results["one_shot_step"] = bench_one_shot_step(model, args.quick)
+    results["one_shot_batch"] = bench_one_shot_batch(model, args.quick)
     results["memory"] = bench_memory(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
