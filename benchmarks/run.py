@@ -82,9 +82,20 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+SMOKE = {"on": False}  # --tiny: smallest sizes, every comparison once, without warm-up
+
+
+def size(quick: bool, tiny: int, small: int, full: int) -> int:
+    """A size for ``--tiny`` (smoke test), ``--quick`` or the full run."""
+    return tiny if SMOKE["on"] else small if quick else full
+
+
 def compare(ours: Callable, base: Callable, repeats: int) -> dict[str, float]:
     """Alternate ours/base ``repeats`` times after one warm-up each; median seconds."""
-    ours(), base()
+    if SMOKE["on"]:
+        repeats = 1
+    else:
+        ours(), base()
     a, b = [], []
     for _ in range(repeats):
         a += timed(ours, 1)
@@ -98,7 +109,7 @@ def bench_extraction(model, quick: bool) -> dict:
     import steerlens as sl
     from steerlens.core.tokens import encode, left_pad
 
-    n_pairs = 8 if quick else 64
+    n_pairs = size(quick, 2, 8, 64)
     pos, neg = texts(n_pairs, 24, 1), texts(n_pairs, 24, 2)
     layers = [10, 15]
     hf = model.original_model
@@ -147,7 +158,7 @@ def bench_steering_overhead(model, quick: bool) -> dict:
     """Greedy generation of 64 tokens: unsteered vs one steered layer vs all layers."""
     import steerlens as sl
 
-    n_new = 16 if quick else 64
+    n_new = size(quick, 2, 16, 64)
     prompt = "Write a short story about a lighthouse keeper."
     gen = torch.Generator().manual_seed(0)
     width = model.cfg.d_model
@@ -179,7 +190,7 @@ def bench_steered_generate(model, quick: bool) -> dict:
     import steerlens as sl
     from steerlens.core.tokens import encode, left_pad
 
-    n_prompts, n_new, layer, coeff = (4, 8, 15, 4.0) if quick else (8, 32, 15, 4.0)
+    n_prompts, n_new, layer, coeff = size(quick, 2, 4, 8), size(quick, 2, 8, 32), 15, 4.0
     requests = REQUESTS[:n_prompts]
     direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(6))
     unit = direction / direction.norm()
@@ -232,7 +243,7 @@ def bench_sweep(model, quick: bool) -> dict:
     import steerlens as sl
     from steerlens.steering.readout import next_token_logits
 
-    n_queries, layer = (8 if quick else 32), 15
+    n_queries, layer = size(quick, 2, 8, 32), 15
     queries = [sl.format_chat(model, t) for t in texts(n_queries, 12, 4)]
     direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(5))
     vector = sl.SteeringVector({layer: direction / direction.norm()})
@@ -282,7 +293,7 @@ def bench_one_shot_step(model, quick: bool) -> dict:
     import steerlens as sl
 
     prompt = sl.format_chat(model, "How do I bake a loaf of sourdough bread?")
-    steps, repeats = (5, 1) if quick else (20, 3)
+    steps, repeats = size(quick, 1, 5, 20), size(quick, 1, 1, 3)
 
     def seconds(cached: bool, iters: int) -> float:
         start = time.perf_counter()
@@ -316,11 +327,11 @@ def bench_one_shot_batch(model, quick: bool) -> dict:
     ``optimize_one_shot`` runs, the same fixed number of steps each (no early stop)."""
     import steerlens as sl
 
-    prompts = [sl.format_chat(model, r) for r in REQUESTS]
+    prompts = [sl.format_chat(model, r) for r in REQUESTS[: size(quick, 2, 8, 8)]]
     options = dict(
         promote="I'm sorry, but I can't",
         layer=12,
-        max_iters=3 if quick else 10,
+        max_iters=size(quick, 1, 3, 10),
         tolerance=None,
         progress=False,
     )
@@ -526,6 +537,7 @@ def main() -> None:
     import steerlens as sl
 
     quick = args.quick or args.tiny
+    SMOKE["on"] = args.tiny
     model = tiny_model() if args.tiny else sl.load_model()
     results = {"machine": machine(), "quick": quick, "tiny": args.tiny}
     results["load_average_start"] = os.getloadavg()
