@@ -183,6 +183,16 @@ def bench_steering_overhead(model, quick: bool) -> dict:
     }
 
 
+def untouched_hf_model():
+    """The same weights as a plain Hugging Face model that no bridge has wrapped (the
+    bridge's ``original_model`` has its layers replaced, and its own ``generate`` breaks)."""
+    if SMOKE["on"]:
+        return tiny_hf_model()
+    from steerlens.core.model_cache import default_gguf_path, load_gguf
+
+    return load_gguf(default_gguf_path(), torch.float32)[0].eval()
+
+
 def bench_steered_generate(model, quick: bool) -> dict:
     """Greedy batched generation steered at layer 15: ``sl.generate`` inside ``sl.steer`` vs
     Hugging Face ``generate`` on the same model with a forward pre-hook adding the same
@@ -195,7 +205,7 @@ def bench_steered_generate(model, quick: bool) -> dict:
     direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(6))
     unit = direction / direction.norm()
     vector = sl.SteeringVector({layer: unit})
-    hf = model.original_model
+    hf = untouched_hf_model()
     tokens, mask = left_pad(model, [encode(model, sl.format_chat(model, r)) for r in requests])
 
     def ours():
@@ -466,15 +476,26 @@ def markdown(results: dict) -> str:
 
 def tiny_model():
     """A 30-layer random Llama (d_model 64) with the default tokenizer: ``--tiny`` checks the
-    script runs in seconds (its numbers mean nothing)."""
+    script runs (its numbers mean nothing)."""
     from transformer_lens.model_bridge import TransformerBridge
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from steerlens.core.model_cache import default_tokenizer
 
     tokenizer = default_tokenizer()
+    bridge = TransformerBridge.boot_transformers(
+        "tiny", hf_model=tiny_hf_model(), tokenizer=tokenizer
+    )
+    return bridge.eval()
+
+
+def tiny_hf_model():
+    """The tiny model's Hugging Face weights (seeded: every call gives the same model)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from steerlens.core.model_cache import default_tokenizer
+
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=len(default_tokenizer()),
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=30,
@@ -484,9 +505,7 @@ def tiny_model():
         tie_word_embeddings=True,
     )
     torch.manual_seed(0)
-    hf_model = LlamaForCausalLM(config).eval()
-    bridge = TransformerBridge.boot_transformers("tiny", hf_model=hf_model, tokenizer=tokenizer)
-    return bridge.eval()
+    return LlamaForCausalLM(config).eval()
 
 
 REPORT_COMMAND = "from steerlens.report.cli import main; main()"
