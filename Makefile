@@ -56,10 +56,11 @@ test-gpu: $(STAMP)
 	$(PY) -m pytest -q -rs tests/gpu
 
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
-# whose pins predate transformers 5, hence --no-deps.
+# whose pins predate transformers 5, hence --no-deps. `make bench BENCH_ARGS=--report` also
+# times the full `steerlens report` (long).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps steering-vectors==0.12.2
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks

@@ -54,6 +54,17 @@ WORDS = [
     "ahead",
 ]
 
+REQUESTS = [
+    "How do I bake a loaf of sourdough bread?",
+    "What is a good way to learn the guitar?",
+    "Can you explain how tides work?",
+    "Suggest a name for a small bookshop.",
+    "How should I water a cactus?",
+    "What are the rules of chess castling?",
+    "Write a haiku about autumn rain.",
+    "How do bicycles stay upright?",
+]
+
 
 def texts(n: int, n_words: int, seed: int) -> list[str]:
     """``n`` pseudo-sentences of ``n_words`` words (about 1.2 tokens per word here)."""
@@ -71,9 +82,20 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+SMOKE = {"on": False}  # --tiny: smallest sizes, every comparison once, without warm-up
+
+
+def size(quick: bool, tiny: int, small: int, full: int) -> int:
+    """A size for ``--tiny`` (smoke test), ``--quick`` or the full run."""
+    return tiny if SMOKE["on"] else small if quick else full
+
+
 def compare(ours: Callable, base: Callable, repeats: int) -> dict[str, float]:
     """Alternate ours/base ``repeats`` times after one warm-up each; median seconds."""
-    ours(), base()
+    if SMOKE["on"]:
+        repeats = 1
+    else:
+        ours(), base()
     a, b = [], []
     for _ in range(repeats):
         a += timed(ours, 1)
@@ -87,7 +109,7 @@ def bench_extraction(model, quick: bool) -> dict:
     import steerlens as sl
     from steerlens.core.tokens import encode, left_pad
 
-    n_pairs = 8 if quick else 64
+    n_pairs = size(quick, 2, 8, 64)
     pos, neg = texts(n_pairs, 24, 1), texts(n_pairs, 24, 2)
     layers = [10, 15]
     hf = model.original_model
@@ -136,11 +158,12 @@ def bench_steering_overhead(model, quick: bool) -> dict:
     """Greedy generation of 64 tokens: unsteered vs one steered layer vs all layers."""
     import steerlens as sl
 
-    n_new = 16 if quick else 64
+    n_new = size(quick, 2, 16, 64)
     prompt = "Write a short story about a lighthouse keeper."
     gen = torch.Generator().manual_seed(0)
-    one = sl.SteeringVector({15: torch.randn(D_MODEL, generator=gen)})
-    every = sl.SteeringVector({layer: torch.randn(D_MODEL, generator=gen) for layer in range(30)})
+    width = model.cfg.d_model
+    one = sl.SteeringVector({15: torch.randn(width, generator=gen)})
+    every = sl.SteeringVector({layer: torch.randn(width, generator=gen) for layer in range(30)})
 
     def generate():
         return sl.generate(model, prompt, max_new_tokens=n_new)
@@ -160,6 +183,67 @@ def bench_steering_overhead(model, quick: bool) -> dict:
     }
 
 
+def untouched_hf_model():
+    """The same weights as a plain Hugging Face model that no bridge has wrapped (the
+    bridge's ``original_model`` has its layers replaced, and its own ``generate`` breaks)."""
+    if SMOKE["on"]:
+        return tiny_hf_model()
+    from steerlens.core.model_cache import default_gguf_path, load_gguf
+
+    return load_gguf(default_gguf_path(), torch.float32)[0].eval()
+
+
+def bench_steered_generate(model, quick: bool) -> dict:
+    """Greedy batched generation steered at layer 15: ``sl.generate`` inside ``sl.steer`` vs
+    Hugging Face ``generate`` on the same model with a forward pre-hook adding the same
+    vector to decoder layer 15's input (= our ``blocks.15.hook_resid_pre``), same batch."""
+    import steerlens as sl
+    from steerlens.core.tokens import encode, left_pad
+
+    n_prompts, n_new, layer, coeff = size(quick, 2, 4, 8), size(quick, 2, 8, 32), 15, 4.0
+    requests = REQUESTS[:n_prompts]
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(6))
+    unit = direction / direction.norm()
+    vector = sl.SteeringVector({layer: unit})
+    hf = untouched_hf_model()
+    tokens, mask = left_pad(model, [encode(model, sl.format_chat(model, r)) for r in requests])
+
+    def ours():
+        with sl.steer(model, sl.add(vector, coeff)):
+            return sl.generate(model, requests, max_new_tokens=n_new, stop_at_eos=False)
+
+    def add_vector(_module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        steered = hidden + coeff * unit.to(hidden.dtype)
+        if args:
+            return (steered, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": steered}
+
+    def plain_hf():
+        handle = hf.model.layers[layer].register_forward_pre_hook(add_vector, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                out = hf.generate(
+                    tokens,
+                    attention_mask=mask.long(),
+                    max_new_tokens=n_new,
+                    min_new_tokens=n_new,
+                    do_sample=False,
+                    pad_token_id=model.tokenizer.pad_token_id or model.tokenizer.eos_token_id,
+                )
+        finally:
+            handle.remove()
+        return [model.tokenizer.decode(row[tokens.shape[1] :]) for row in out]
+
+    result = {"n_prompts": n_prompts, "new_tokens": n_new, "layer": layer, "coeff": coeff}
+    result["vs_hf_generate_hook"] = compare(ours, plain_hf, 2 if quick else 3)
+    theirs, mine = plain_hf(), ours()
+    result["same_first_8_words"] = sum(
+        a.split()[:8] == b.split()[:8] for a, b in zip(mine, theirs, strict=True)
+    ) / len(mine)
+    return result
+
+
 def bench_sweep(model, quick: bool) -> dict:
     """9 coefficients x 32 queries at layer 15: shared-prefix sweep vs the naive loop.
 
@@ -169,9 +253,9 @@ def bench_sweep(model, quick: bool) -> dict:
     import steerlens as sl
     from steerlens.steering.readout import next_token_logits
 
-    n_queries, layer = (8 if quick else 32), 15
+    n_queries, layer = size(quick, 2, 8, 32), 15
     queries = [sl.format_chat(model, t) for t in texts(n_queries, 12, 4)]
-    direction = torch.randn(D_MODEL, generator=torch.Generator().manual_seed(5))
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(5))
     vector = sl.SteeringVector({layer: direction / direction.norm()})
     coeffs = [-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
     n_layers = model.cfg.n_layers
@@ -219,7 +303,7 @@ def bench_one_shot_step(model, quick: bool) -> dict:
     import steerlens as sl
 
     prompt = sl.format_chat(model, "How do I bake a loaf of sourdough bread?")
-    steps, repeats = (5, 1) if quick else (20, 3)
+    steps, repeats = size(quick, 1, 5, 20), size(quick, 1, 1, 3)
 
     def seconds(cached: bool, iters: int) -> float:
         start = time.perf_counter()
@@ -245,6 +329,33 @@ def bench_one_shot_step(model, quick: bool) -> dict:
         "steps": steps,
         "layer": 15,
         "cached_vs_full": {"ours_s": cached_s, "baseline_s": full_s, "ratio": cached_s / full_s},
+    }
+
+
+def bench_one_shot_batch(model, quick: bool) -> dict:
+    """8 one-shot vectors at layer 12 (one per prompt): ``optimize_batch`` vs 8 sequential
+    ``optimize_one_shot`` runs, the same fixed number of steps each (no early stop)."""
+    import steerlens as sl
+
+    prompts = [sl.format_chat(model, r) for r in REQUESTS[: size(quick, 2, 8, 8)]]
+    options = dict(
+        promote="I'm sorry, but I can't",
+        layer=12,
+        max_iters=size(quick, 1, 3, 10),
+        tolerance=None,
+        progress=False,
+    )
+
+    def batched():
+        return sl.oneshot.optimize_batch(model, prompts, **options)
+
+    def sequential():
+        return [sl.optimize_one_shot(model, p, **options) for p in prompts]
+
+    return {
+        "n_vectors": len(prompts),
+        "steps": options["max_iters"],
+        "vs_sequential": compare(batched, sequential, 1 if quick else 3),
     }
 
 
@@ -312,9 +423,11 @@ def markdown(results: dict) -> str:
         ("extraction", "vs_steering_vectors"): "< 1",
         ("steering_overhead", "one_layer"): "≤ 1.05",
         ("steering_overhead", "all_30_layers"): "(reported)",
+        ("steered_generate", "vs_hf_generate_hook"): "≤ 1.0",
         ("sweep", "vs_naive_loop"): "(reported)",
         ("sweep", "all_coeffs_in_one_pass"): "(reported)",
         ("one_shot_step", "cached_vs_full"): "≤ 0.7",
+        ("one_shot_batch", "vs_sequential"): "≤ 0.35",
     }
     for (group, key), target in targets.items():
         row = results.get(group, {}).get(key)
@@ -346,29 +459,118 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {n} | {row['ours_mib']:.0f} | {row['run_with_cache_mib']:.0f} | {kept:.1f} |"
             )
+    report = results.get("report")
+    if report:
+        stages = ", ".join(f"{k} {v} s" for k, v in report["stage_seconds"].items())
+        lines += [
+            "",
+            f"`steerlens report`: {report['report_seconds']:.0f} s ({stages}); target ≤ 360 s.",
+        ]
+    loads = [results.get(k) for k in ("load_average_start", "load_average_end")]
+    if all(loads):
+        shown = " → ".join("/".join(f"{x:.1f}" for x in load) for load in loads)
+        lines += ["", f"Load average (1/5/15 min) at start → end: {shown}"]
     lines += ["", f"Machine: {results['machine']}"]
     return "\n".join(lines)
 
 
+def tiny_model():
+    """A 30-layer random Llama (d_model 64) with the default tokenizer: ``--tiny`` checks the
+    script runs (its numbers mean nothing)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from steerlens.core.model_cache import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    bridge = TransformerBridge.boot_transformers(
+        "tiny", hf_model=tiny_hf_model(), tokenizer=tokenizer
+    )
+    return bridge.eval()
+
+
+def tiny_hf_model():
+    """The tiny model's Hugging Face weights (seeded: every call gives the same model)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from steerlens.core.model_cache import default_tokenizer
+
+    config = LlamaConfig(
+        vocab_size=len(default_tokenizer()),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=30,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+REPORT_COMMAND = "from steerlens.report.cli import main; main()"
+
+
+def report_time(out: Path) -> dict:
+    """``steerlens report`` (the full main job) in a subprocess: total and per-stage seconds
+    as its report.json records them, and the load average before and after."""
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", REPORT_COMMAND, "report", "--out", str(out / "report")],
+        check=True,
+    )
+    seconds = time.perf_counter() - start
+    report = json.loads((out / "report" / "report.json").read_text())
+    stages = {
+        name: part["stage_seconds"]
+        for name, part in report.items()
+        if isinstance(part, dict) and "stage_seconds" in part
+    }
+    return {
+        "wall_s": seconds,
+        "report_seconds": report["seconds"],
+        "stage_seconds": stages,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
+
+
+BENCHES = {
+    "extraction": bench_extraction,
+    "steering_overhead": bench_steering_overhead,
+    "steered_generate": bench_steered_generate,
+    "sweep": bench_sweep,
+    "one_shot_step": bench_one_shot_step,
+    "one_shot_batch": bench_one_shot_batch,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer repeats")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random model (smoke test)")
+    parser.add_argument("--report", action="store_true", help="also time `steerlens report`")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     import steerlens as sl
 
-    model = sl.load_model()
-    results = {"machine": machine(), "quick": args.quick}
-    results["extraction"] = bench_extraction(model, args.quick)
-    results["steering_overhead"] = bench_steering_overhead(model, args.quick)
-    results["sweep"] = bench_sweep(model, args.quick)
-    results["one_shot_step"] = bench_one_shot_step(model, args.quick)
-    results["memory"] = bench_memory(args.quick)
+    quick = args.quick or args.tiny
+    SMOKE["on"] = args.tiny
+    model = tiny_model() if args.tiny else sl.load_model()
+    results = {"machine": machine(), "quick": quick, "tiny": args.tiny}
+    results["load_average_start"] = os.getloadavg()
+    for name, bench in BENCHES.items():
+        results[name] = bench(model, quick)
+    if not args.tiny:  # the memory measure loads the default model in subprocesses
+        results["memory"] = bench_memory(quick)
+    if args.report:
+        results["report"] = report_time(args.out)
+    results["load_average_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
     (args.out / "bench.md").write_text(markdown(results))
     print(markdown(results))
-    print(json.dumps(results["memory"], indent=1))
 
 
 if __name__ == "__main__":

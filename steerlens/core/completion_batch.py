@@ -47,6 +47,20 @@ class CompletionBatch:
         absolute = torch.where(self.mask, position_ids(self.mask), -1)
         return rule.select(Positions(absolute, self.prompt_len, new_stream=True))
 
+    def take(self, rows: Int[Tensor, " k"]) -> CompletionBatch:
+        """Only the given rows, in that order (same width), with their scored tokens."""
+        new_index = torch.full((self.tokens.shape[0],), -1, dtype=torch.long)
+        new_index[rows] = torch.arange(len(rows))
+        kept = new_index[self.rows] >= 0
+        return CompletionBatch(
+            self.tokens[rows],
+            self.mask[rows],
+            self.prompt_len[rows],
+            new_index[self.rows[kept]],
+            self.cols[kept],
+            self.targets[kept],
+        )
+
 
 def completion_batch(model: Any, pairs: Sequence[tuple[str, Sequence[int]]]) -> CompletionBatch:
     """One batch of ``(prompt text, completion ids)`` pairs."""

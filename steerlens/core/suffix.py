@@ -78,6 +78,27 @@ class Prefix:
             self.final.repeat(times, 1, 1),
         )
 
+    def take(self, rows: Int[Tensor, " k"]) -> Prefix:
+        """Only the given rows of the batch, in that order (for a batch whose rows stop one by
+        one)."""
+        batch = self.resid.shape[0]
+        index = rows.to(self.resid.device)
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, Tensor) and value.ndim and value.shape[0] == batch > 1:
+                return value[index.to(value.device)]
+            if isinstance(value, tuple):
+                return tuple(pick(v) for v in value)
+            return value
+
+        return Prefix(
+            self.layer,
+            self.resid[index],
+            self.mask[index],
+            tuple((pick(a), {k: pick(v) for k, v in kw.items()}) for a, kw in self.block_args),
+            self.final[index],
+        )
+
 
 def compute_prefix(
     model: Any, tokens: Int[Tensor, "batch pos"], mask: Bool[Tensor, "batch pos"], layer: int

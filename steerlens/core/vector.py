@@ -295,8 +295,9 @@ class SteeringVector:
         )
 
 
-def as_vector(vector: Any, layers: Any, site: str | None) -> SteeringVector:
-    """A ``SteeringVector``, or a raw ``[d_model]`` tensor placed at ``layers``."""
+def as_vector(vector: Any, layers: Any, site: str | None, name: str = "vector") -> SteeringVector:
+    """A ``SteeringVector``, or a raw ``[d_model]`` tensor placed at ``layers`` (``name``:
+    the argument, for the error message)."""
     if isinstance(vector, SteeringVector):
         return vector
     if isinstance(vector, Tensor):
@@ -307,5 +308,5 @@ def as_vector(vector: Any, layers: Any, site: str | None) -> SteeringVector:
             site=check_site("resid_pre" if site is None else site),
         )
     raise SteerlensTypeError(
-        f"vector: expected a SteeringVector or a [d_model] tensor, got {shown(vector)}"
+        f"{name}: expected a SteeringVector or a [d_model] tensor, got {shown(vector)}"
     )

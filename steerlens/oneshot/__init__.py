@@ -1,6 +1,7 @@
 """One-shot optimized steering vectors (Dunefsky & Cohan): promotion, suppression, mixed and
 reentrant steering, and the refusal study the report runs."""
 
+from .batched import optimize_batch as optimize_batch
 from .distil import reentrant as reentrant
 from .optimize import optimize_one_shot as optimize_one_shot
 from .result import OneShotResult as OneShotResult
@@ -15,6 +16,7 @@ __all__ = [
     "OneShotStudy",
     "StudySettings",
     "one_shot_refusal_study",
+    "optimize_batch",
     "optimize_one_shot",
     "reentrant",
 ]

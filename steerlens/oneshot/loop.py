@@ -54,53 +54,110 @@ def adam_loop(
     ``losses[i]`` and ``norms[i]`` belong to the i-th vector visited, the last to the result.
     A non-finite loss or gradient stops with a ``SteerlensError`` (no NaN vector is returned).
     """
-    vector = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([vector], lr=settings.lr, betas=(0.9, 0.999))
-    losses: list[float] = []
-    norms: list[float] = []
+
+    def row_loss(vectors: Tensor, _active: Tensor) -> Tensor:
+        return loss_fn(vectors[0])[None]
+
+    (trajectory,) = adam_rows(row_loss, start[None], settings, desc=desc)
+    return trajectory
+
+
+def adam_rows(
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    starts: Float[Tensor, "n_rows d_model"],
+    settings: OneShotSettings,
+    *,
+    desc: str,
+) -> list[tuple[Tensor, list[float], list[float], str]]:
+    """Adam on independent rows at once, as if each were optimized alone by ``adam_loop``.
+
+    ``loss_fn(vectors, active)`` gets the ``[k, d_model]`` vectors of the ``k`` rows still
+    running (``active``: their indices, ascending) and returns their ``[k]`` losses; row
+    ``i``'s loss may depend only on its own vector. Adam is elementwise, so one optimizer on
+    the ``[n_rows, d_model]`` parameter is ``n_rows`` independent ones; a row that meets a
+    stopping rule is frozen and leaves ``active``. Returns one ``adam_loop`` tuple per row.
+    """
+    n_rows = starts.shape[0]
+    param = starts.detach().float().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([param], lr=settings.lr, betas=(0.9, 0.999))
+    losses: list[list[float]] = [[] for _ in range(n_rows)]
+    norms: list[list[float]] = [[] for _ in range(n_rows)]
+    reasons: list[str | None] = [None] * n_rows
     bar = tqdm(total=settings.max_iters, desc=desc, disable=settings.progress is False, leave=False)
     try:
         for step in range(settings.max_iters + 1):
-            loss = loss_fn(vector)
-            value = float(loss.detach())
-            norm = float(vector.detach().double().norm())
-            if not math.isfinite(value):
-                last = f"{losses[-1]:.6g}" if losses else "none"
-                raise SteerlensError(
-                    f"loss: became {value} at step {step} (|v| = {norm:.4g}, last finite loss "
-                    f"{last}); the optimization stopped. Lower lr or starting_norm, or set "
-                    "max_norm."
-                )
-            losses.append(value)
-            norms.append(norm)
-            bar.set_postfix(loss=f"{value:.4g}", norm=f"{norm:.3g}")
-            if settings.target_loss is not None and value < settings.target_loss:
-                reason = "target_loss"
+            active = torch.tensor([i for i in range(n_rows) if reasons[i] is None])
+            loss = loss_fn(param[active], active)
+            values = loss.detach().double().tolist()
+            row_norms = param.detach()[active].double().norm(dim=-1).tolist()
+            for i, value, norm in zip(active.tolist(), values, row_norms, strict=True):
+                check_loss(value, step, norm, losses[i], label(n_rows, i))
+                losses[i].append(value)
+                norms[i].append(norm)
+                reasons[i] = stop_reason(losses[i], step, settings)
+            running = [i for i in range(n_rows) if reasons[i] is None]
+            bar.set_postfix(loss=f"{min(values):.4g}", running=len(running))
+            if not running:
                 break
-            if (
-                settings.tolerance is not None
-                and len(losses) > 1
-                and abs(losses[-2] - value) < settings.tolerance
-            ):
-                reason = "tolerance"
-                break
-            if step == settings.max_iters:
-                reason = "max_iters"
-                break
-            (grad,) = torch.autograd.grad(loss, [vector])
-            if not bool(torch.isfinite(grad).all()):
-                raise SteerlensError(
-                    f"loss: its gradient became NaN or inf at step {step} (loss {value:.6g}, "
-                    f"|v| = {norm:.4g}); the optimization stopped. Lower lr or set max_norm."
-                )
-            vector.grad = grad
-            optimizer.step()
-            vector.grad = None
-            with torch.no_grad():
-                new_norm = vector.norm()
-                if settings.max_norm is not None and float(new_norm) > settings.max_norm:
-                    vector.mul_(settings.max_norm / new_norm)
+            adam_step(param, optimizer, loss, running, step, settings, n_rows)
             bar.update()
     finally:
         bar.close()
-    return vector.detach().clone(), losses, norms, reason
+    final = param.detach()
+    return [(final[i].clone(), losses[i], norms[i], str(reasons[i])) for i in range(n_rows)]
+
+
+def label(n_rows: int, row: int) -> str:
+    """How errors name a row: nothing for a single vector, else its prompt index."""
+    return "" if n_rows == 1 else f"prompt {row}: "
+
+
+def check_loss(value: float, step: int, norm: float, losses: list[float], where: str) -> None:
+    """A ``SteerlensError`` if ``value`` is NaN or inf (no NaN vector is returned)."""
+    if not math.isfinite(value):
+        last = f"{losses[-1]:.6g}" if losses else "none"
+        raise SteerlensError(
+            f"{where}loss: became {value} at step {step} (|v| = {norm:.4g}, last finite loss "
+            f"{last}); the optimization stopped. Lower lr or starting_norm, or set max_norm."
+        )
+
+
+def stop_reason(losses: list[float], step: int, settings: OneShotSettings) -> str | None:
+    """Why a row stops after its latest loss (None: it goes on)."""
+    value = losses[-1]
+    if settings.target_loss is not None and value < settings.target_loss:
+        return "target_loss"
+    moved = abs(losses[-2] - value) if len(losses) > 1 else None
+    if settings.tolerance is not None and moved is not None and moved < settings.tolerance:
+        return "tolerance"
+    return "max_iters" if step == settings.max_iters else None
+
+
+def adam_step(
+    param: Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor,
+    running: list[int],
+    step: int,
+    settings: OneShotSettings,
+    n_rows: int,
+) -> None:
+    """One Adam step on the ``running`` rows; every other row keeps its value."""
+    (grad,) = torch.autograd.grad(loss.sum(), [param])
+    keep = torch.ones(n_rows, dtype=torch.bool)
+    keep[running] = False
+    for i in running:
+        if not bool(torch.isfinite(grad[i]).all()):
+            raise SteerlensError(
+                f"{label(n_rows, i)}loss: its gradient became NaN or inf at step {step}; the "
+                "optimization stopped. Lower lr or set max_norm."
+            )
+    frozen = param.detach()[keep].clone()
+    param.grad = grad
+    optimizer.step()
+    param.grad = None
+    with torch.no_grad():
+        param[keep] = frozen
+        if settings.max_norm is not None:
+            row_norms = param.norm(dim=-1, keepdim=True)
+            param.mul_(torch.where(row_norms > settings.max_norm, settings.max_norm / row_norms, 1))

@@ -52,11 +52,48 @@ def completion_problem(
     return batch, flags
 
 
-def promotion_loss(probs: torch.Tensor, suppressed: torch.Tensor) -> torch.Tensor:
-    """``-sum log(p + guard)`` over promoted tokens plus ``-sum log(1 - p + guard)`` over
-    suppressed ones (``probs`` and ``suppressed`` are ``[n]``)."""
+def promotion_terms(probs: torch.Tensor, suppressed: torch.Tensor) -> torch.Tensor:
+    """Per scored token: ``-log(p + guard)`` if promoted, ``-log(1 - p + guard)`` if
+    suppressed (``probs``, ``suppressed`` and the result are ``[n]``)."""
     kept = torch.where(suppressed.to(probs.device), 1.0 - probs, probs)
-    return -torch.log(kept + GUARD).sum()
+    return -torch.log(kept + GUARD)
+
+
+def promotion_loss(probs: torch.Tensor, suppressed: torch.Tensor) -> torch.Tensor:
+    """The sum of ``promotion_terms``: the loss of one vector."""
+    return promotion_terms(probs, suppressed).sum()
+
+
+def loss_kind(promoted: list[str], suppressed: list[str]) -> str:
+    """``"mixed"``, ``"promotion"`` or ``"suppression"``; neither given is an error."""
+    if not promoted and not suppressed:
+        raise SteerlensError(
+            "promote, suppress: give at least one completion to promote or to suppress "
+            "(both: the mixed loss)"
+        )
+    return "mixed" if promoted and suppressed else "promotion" if promoted else "suppression"
+
+
+def one_shot_result(
+    model: Any,
+    trajectory: tuple[torch.Tensor, list[float], list[float], str],
+    record: dict[str, Any],
+    started: float,
+) -> OneShotResult:
+    """The ``OneShotResult`` of one optimized vector (``record``: its settings and data)."""
+    vector, losses, norms, reason = trajectory
+    layer, kind = record["layer"], record["kind"]
+    steering = SteeringVector(
+        {layer: vector},
+        method=f"one_shot_{kind}",
+        model_name=model_name(model),
+        basis=residual_basis(model),
+        position=str(record["positions"]),
+        params=record,
+        data_hash=data_hash(record["prompts"], record["promote"], record["suppress"]),
+    )
+    seconds = round(time.perf_counter() - started, 3)
+    return OneShotResult(steering, losses, norms, reason, record, seconds)
 
 
 def optimize_one_shot(
@@ -107,11 +144,7 @@ def optimize_one_shot(
     config = resolve(settings, options)
     prompts = check_texts("prompt", prompt, single=True)
     promoted, suppressed = optional_texts("promote", promote), optional_texts("suppress", suppress)
-    if not promoted and not suppressed:
-        raise SteerlensError(
-            "promote, suppress: give at least one completion to promote or to suppress "
-            "(both: the mixed loss)"
-        )
+    kind = loss_kind(promoted, suppressed)
     layer = normalise_layer(model, layer)
     start = initial_vector(d_model(model), config.starting_norm, config.seed, init, layer)
     batch, flags = completion_problem(model, prompts, promoted, suppressed)
@@ -120,8 +153,7 @@ def optimize_one_shot(
     def loss_fn(vector: torch.Tensor) -> torch.Tensor:
         return promotion_loss(token_probs(run(vector), batch.targets, config.coldness), flags)
 
-    kind = "mixed" if promoted and suppressed else "promotion" if promoted else "suppression"
-    vector, losses, norms, reason = adam_loop(loss_fn, start, config, desc=f"one-shot {kind}")
+    trajectory = adam_loop(loss_fn, start, config, desc=f"one-shot {kind}")
     record = {
         "kind": kind,
         "layer": layer,
@@ -132,14 +164,4 @@ def optimize_one_shot(
         "promote": promoted,
         "suppress": suppressed,
     }
-    steering = SteeringVector(
-        {layer: vector},
-        method=f"one_shot_{kind}",
-        model_name=model_name(model),
-        basis=residual_basis(model),
-        position=str(config.rule.label()),
-        params=record,
-        data_hash=data_hash(prompts, promoted, suppressed),
-    )
-    seconds = round(time.perf_counter() - started, 3)
-    return OneShotResult(steering, losses, norms, reason, record, seconds)
+    return one_shot_result(model, trajectory, record, started)

@@ -3,10 +3,11 @@
 The vector enters at ``blocks.{layer}.hook_resid_pre``, so blocks ``0..layer-1`` do not
 depend on it. ``CachedRun`` runs them once (``core.suffix.compute_prefix``) and each call re-runs
 only blocks ``layer..L-1`` (``core.suffix.run_suffix``), then unembeds only the scored
-positions. ``NaiveRun`` runs the whole model each call, with the vector added by a hook at
-``blocks.{layer}.hook_resid_pre``, and reads the scored positions from the full logits;
+positions. ``NaiveRun`` runs the whole model each call, with the vector added by a hook
+at ``blocks.{layer}.hook_resid_pre``, and reads the scored positions from the full logits;
 it exists to check the cached path and to time it. Both give gradients with respect to the
-vector only; the model's parameters never accumulate gradients.
+vector only; the model's parameters never accumulate gradients. A run takes one vector for
+every row or one per row (``[row, d_model]``), and ``take`` narrows it to some rows.
 """
 
 from __future__ import annotations
@@ -14,31 +15,49 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..core.completion_batch import CompletionBatch
 from ..core.forward import mask_kwargs
 from ..core.hookpoints import attached, hook_point, model_device
-from ..core.suffix import compute_prefix, run_suffix, unembed
+from ..core.suffix import Prefix, compute_prefix, run_suffix, unembed
+
+Vectors = Float[Tensor, " d_model"] | Float[Tensor, "row d_model"]
+
+
+def per_row(vector: Vectors) -> Tensor:
+    """``[d_model]`` (every row) or ``[row, d_model]`` (one per row), to add to ``[row, pos,
+    d_model]``."""
+    return vector[:, None, :] if vector.ndim == 2 else vector
 
 
 class CachedRun:
     """Blocks before ``layer`` run once; each call runs the suffix from ``layer`` on."""
 
     def __init__(
-        self, model: Any, batch: CompletionBatch, layer: int, where: Bool[Tensor, "row pos"]
+        self,
+        model: Any,
+        batch: CompletionBatch,
+        layer: int,
+        where: Bool[Tensor, "row pos"],
+        prefix: Prefix | None = None,
     ) -> None:
-        self.model, self.batch = model, batch
-        self.prefix = compute_prefix(model, batch.tokens, batch.mask, layer)
+        self.model, self.batch, self.layer, self.mask = model, batch, layer, where
+        self.prefix = prefix or compute_prefix(model, batch.tokens, batch.mask, layer)
         device = self.prefix.resid.device
         self.where = where.to(device=device, dtype=self.prefix.resid.dtype)[..., None]
         self.rows, self.cols = batch.rows.to(device), batch.cols.to(device)
 
-    def __call__(self, vector: Float[Tensor, " d_model"]) -> Float[Tensor, "n d_vocab"]:
-        resid = self.prefix.resid + self.where * vector.to(self.prefix.resid.dtype)
+    def __call__(self, vector: Vectors) -> Float[Tensor, "n d_vocab"]:
+        resid = self.prefix.resid + self.where * per_row(vector.to(self.prefix.resid.dtype))
         normalized = run_suffix(self.model, self.prefix, resid)
         return unembed(self.model, normalized[self.rows, self.cols][None])[0]
+
+    def take(self, rows: Int[Tensor, " k"]) -> CachedRun:
+        """The same run on only these batch rows (the prefix is not recomputed)."""
+        batch, prefix = self.batch.take(rows), self.prefix.take(rows)
+        return CachedRun(self.model, batch, self.layer, self.mask[rows], prefix)
 
 
 class NaiveRun:
@@ -47,20 +66,24 @@ class NaiveRun:
     def __init__(
         self, model: Any, batch: CompletionBatch, layer: int, where: Bool[Tensor, "row pos"]
     ) -> None:
-        self.model, self.batch = model, batch
+        self.model, self.batch, self.layer, self.mask = model, batch, layer, where
         self.point = hook_point(model, layer, "resid_pre")
         self.device = model_device(model)
         self.where = where.to(self.device)[..., None]
 
-    def __call__(self, vector: Float[Tensor, " d_model"]) -> Float[Tensor, "n d_vocab"]:
+    def __call__(self, vector: Vectors) -> Float[Tensor, "n d_vocab"]:
         def hook(resid: Tensor, **_: Any) -> Tensor:
-            return resid + self.where.to(resid.dtype) * vector.to(resid.dtype)
+            return resid + self.where.to(resid.dtype) * per_row(vector.to(resid.dtype))
 
         with attached([(self.point, hook)]):
             logits = self.model(
                 self.batch.tokens.to(self.device), **mask_kwargs(self.model, self.batch.mask)
             )
         return logits[self.batch.rows.to(logits.device), self.batch.cols.to(logits.device)]
+
+    def take(self, rows: Int[Tensor, " k"]) -> NaiveRun:
+        """The same run on only these batch rows."""
+        return NaiveRun(self.model, self.batch.take(rows), self.layer, self.mask[rows])
 
 
 def make_run(

@@ -1,9 +1,10 @@
 """The one-shot refusal study on the shipped ``refusal`` set (the report's one-shot part).
 
 - Promotion: one vector per training prompt (a harmless request, chat-formatted) that
-  promotes a refusal opening; each is applied to held-out harmless requests the model
-  answers unsteered, by addition (``coeff=1``, as trained) and by the paper's clamp
-  (``x <- x - u u^T x + v``, i.e. the projection set to ``|v|``).
+  promotes a refusal opening, all optimized in one batch (``optimize_batch``); each is
+  applied to held-out harmless requests the model answers unsteered, by addition
+  (``coeff=1``, as trained) and by the paper's clamp (``x <- x - u u^T x + v``, i.e. the
+  projection set to ``|v|``).
 - Cosines between those vectors, and with the mean-difference refusal direction.
 - Suppression: from the harmful request the model most likely starts refusing, a vector
   that suppresses ``"I'm sorry"``, applied to the other harmful requests.
@@ -35,6 +36,7 @@ from ..steering.context import steer
 from ..steering.generation import generate
 from ..steering.interventions import add
 from ..vectors.contrastive import mean_difference
+from .batched import optimize_batch
 from .optimize import optimize_one_shot
 from .result import OneShotResult
 from .settings import StudySettings
@@ -82,7 +84,7 @@ def _promotion_row(res: OneShotResult, request: str, added, clamped) -> dict[str
         "loss_start": res.losses[0],
         "loss_final": res.final_loss,
         "norm": res.norms[-1],
-        "seconds": res.seconds,
+        "seconds": res.seconds,  # the whole batch's
         "refusal_add": added.summary["refusal_steered"],
         "refusal_clamp": clamped.summary["refusal_steered"],
         "starts_with_add": added.summary["starts_with_steered"],
@@ -92,18 +94,21 @@ def _promotion_row(res: OneShotResult, request: str, added, clamped) -> dict[str
 
 
 def _promotion(model: Any, train: list[str], held_out: list[str], size: StudySettings):
-    """One promotion vector per training prompt, each transferred by addition and clamp."""
+    """One promotion vector per training prompt (optimized together, ``optimize_batch``),
+    each transferred by addition and clamp."""
     evals = dict(max_new_tokens=size.max_new_tokens, batch_size=32)
-    vectors, reports, rows, base = [], {}, [], None
-    for i, request in enumerate(train):
-        res = _optimise(
-            model,
-            format_chat(model, request),
-            size,
-            promote=size.target,
-            target_loss=size.target_loss,
-        )
-        vectors.append(res)
+    vectors = optimize_batch(
+        model,
+        [format_chat(model, request) for request in train],
+        promote=size.target,
+        layer=size.layer,
+        lr=size.lr,
+        max_iters=size.max_iters,
+        target_loss=size.target_loss,
+        progress=size.progress,
+    )
+    reports, rows, base = {}, [], None
+    for i, (request, res) in enumerate(zip(train, vectors, strict=True)):
         added = transfer_report(
             model, res, held_out, size.target, coeff=1.0, baseline=base, **evals
         )

@@ -24,7 +24,7 @@ from ..core.hookpoints import SITES
 from ..core.linalg import unit
 from ..core.positions import Positions
 from ..core.tracker import PositionTracker
-from ..core.validate import check_choice, check_instance, check_number
+from ..core.validate import check_choice, check_instance, check_int, check_number
 from ..core.vector import SteeringVector, as_vector
 from .interventions import Intervention
 
@@ -94,7 +94,9 @@ def when(
     threshold = check_number("threshold", threshold)
     check_choice("comparator", comparator, tuple(COMPARATORS))
     check_choice("reduce", reduce, REDUCTIONS)
-    vector = as_vector(condition, layer, None)
+    if layer is not None:
+        layer = check_int("layer", layer)
+    vector = as_vector(condition, layer, None, "condition")
     if layer is None and len(vector.layers) != 1:
         raise SteerlensError(
             f"layer: the condition vector has layers {vector.layers}; name the one to read"

@@ -23,7 +23,7 @@ from ..core.errors import SteerlensError
 from ..core.forward import is_bridge
 from ..core.hookpoints import d_model
 from ..core.linalg import unit
-from ..core.validate import check_bool, check_model
+from ..core.validate import check_bool, check_int, check_model, check_path
 from ..core.vector import SteeringVector, as_vector
 
 #: (sublayer, projection) of each block whose output is added to the residual stream.
@@ -32,6 +32,8 @@ WRITER_PARTS = (("attn", "o"), ("mlp", "out"))
 
 def _direction(model: Any, vector: Any, layer: int | None) -> Float[Tensor, " d_model"]:
     """The unit direction to remove, from a one-layer vector, ``layer``, or a tensor."""
+    if layer is not None:
+        layer = check_int("layer", layer)
     vector = as_vector(vector, 0 if layer is None else layer, None)
     if layer is None and len(vector.layers) != 1:
         raise SteerlensError(
@@ -158,6 +160,7 @@ def save_model(model: Any, folder: str | os.PathLike) -> None:
     from transformers import AutoModelForCausalLM
 
     check_model(model)
+    folder = check_path("folder", folder)
     if not is_bridge(model):
         raise SteerlensError("model: save_model writes a TransformerBridge's Hugging Face model")
     hf_model = model.original_model

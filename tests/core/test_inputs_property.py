@@ -331,6 +331,51 @@ CASES = {
         lambda w: dict(model=w["model"], prompt="p", promote="a", layer=1, max_iters=1),
         {"model": "model", "prompt": "message", "layer": "int", "lr": "number"},
     ),
+    "optimize_batch": (
+        ONESHOT.optimize_batch,
+        lambda w: dict(model=w["model"], prompts=["p", "q r"], promote="a", layer=1, max_iters=1),
+        {"model": "model", "prompts": "texts", "layer": "int", "lr": "number"},
+    ),
+    "when": (
+        sl.when,
+        lambda w: dict(
+            condition=w["vec"].select([1]), threshold=0.0, intervention=sl.add(w["vec"])
+        ),
+        {
+            "condition": "vector",
+            "threshold": "number",
+            "intervention": "object",
+            "layer": "int",
+            "comparator": "text",
+            "reduce": "text",
+        },
+    ),
+    "find_condition": (
+        sl.find_condition,
+        lambda w: dict(
+            model=w["model"], condition=w["vec"], positives=["a b", "c"], negatives=["d", "e f"]
+        ),
+        {
+            "model": "model",
+            "condition": "vector",
+            "positives": "texts",
+            "negatives": "texts",
+            "layers": "layers",
+            "reduce": "text",
+            "chat": "bool",
+            "batch_size": "count",
+        },
+    ),
+    "orthogonalize_weights": (
+        sl.orthogonalize_weights,
+        lambda w: dict(model=w["model"], vector=w["vec"], layer=1),
+        {"model": "model", "vector": "vector", "layer": "int", "inplace": "bool"},
+    ),
+    "save_model": (
+        S.save_model,
+        lambda w: dict(model=w["model"], folder=w["file"].parent / "saved"),
+        {"model": "model", "folder": "path"},
+    ),
     "reentrant": (
         ONESHOT.reentrant,
         lambda w: dict(
