@@ -22,6 +22,7 @@ from .types import Direction
 from .validate import (
     check_choice,
     check_instance,
+    check_int,
     check_model,
     check_number,
     check_path,
@@ -310,3 +311,17 @@ def as_vector(vector: Any, layers: Any, site: str | None, name: str = "vector") 
     raise SteerlensTypeError(
         f"{name}: expected a SteeringVector or a [d_model] tensor, got {shown(vector)}"
     )
+
+
+def single_layer(vector: Any, layer: Any, name: str = "vector") -> tuple[SteeringVector, int]:
+    """``(vector, layer)``: ``vector`` as a ``SteeringVector`` and the one layer to use:
+    ``layer`` if given (a raw tensor is placed there), else the vector's only layer."""
+    if layer is not None:
+        layer = check_int("layer", layer)
+    vector = as_vector(vector, layer, None, name)
+    if layer is None and len(vector.layers) != 1:
+        raise SteerlensError(f"layer: the {name} has layers {vector.layers}; name the one to use")
+    chosen = vector.layers[0] if layer is None else layer
+    if chosen not in vector.directions:
+        raise SteerlensError(f"layer: the {name} has no layer {chosen} (it has {vector.layers})")
+    return vector, chosen

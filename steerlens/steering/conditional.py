@@ -24,8 +24,8 @@ from ..core.hookpoints import SITES
 from ..core.linalg import unit
 from ..core.positions import Positions
 from ..core.tracker import PositionTracker
-from ..core.validate import check_choice, check_instance, check_int, check_number
-from ..core.vector import SteeringVector, as_vector
+from ..core.validate import check_choice, check_instance, check_number
+from ..core.vector import SteeringVector, single_layer
 from .interventions import Intervention
 
 COMPARATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -94,16 +94,7 @@ def when(
     threshold = check_number("threshold", threshold)
     check_choice("comparator", comparator, tuple(COMPARATORS))
     check_choice("reduce", reduce, REDUCTIONS)
-    if layer is not None:
-        layer = check_int("layer", layer)
-    vector = as_vector(condition, layer, None, "condition")
-    if layer is None and len(vector.layers) != 1:
-        raise SteerlensError(
-            f"layer: the condition vector has layers {vector.layers}; name the one to read"
-        )
-    chosen = vector.layers[0] if layer is None else layer
-    if chosen not in vector.directions:
-        raise SteerlensError(f"layer: the condition vector has no layer {chosen}")
+    vector, chosen = single_layer(condition, layer, "condition")
     _check_order(chosen, vector.site, intervention)
     direction = unit(vector[chosen], f"condition[{chosen}]").float()
     return Conditional(direction, chosen, vector.site, threshold, comparator, reduce, intervention)

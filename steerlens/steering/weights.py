@@ -23,8 +23,8 @@ from ..core.errors import SteerlensError
 from ..core.forward import is_bridge
 from ..core.hookpoints import d_model
 from ..core.linalg import unit
-from ..core.validate import check_bool, check_int, check_model, check_path
-from ..core.vector import SteeringVector, as_vector
+from ..core.validate import check_bool, check_model, check_path
+from ..core.vector import SteeringVector, single_layer
 
 #: (sublayer, projection) of each block whose output is added to the residual stream.
 WRITER_PARTS = (("attn", "o"), ("mlp", "out"))
@@ -32,16 +32,8 @@ WRITER_PARTS = (("attn", "o"), ("mlp", "out"))
 
 def _direction(model: Any, vector: Any, layer: int | None) -> Float[Tensor, " d_model"]:
     """The unit direction to remove, from a one-layer vector, ``layer``, or a tensor."""
-    if layer is not None:
-        layer = check_int("layer", layer)
-    vector = as_vector(vector, 0 if layer is None else layer, None)
-    if layer is None and len(vector.layers) != 1:
-        raise SteerlensError(
-            f"layer: the vector has layers {vector.layers}; name the one whose direction to remove"
-        )
-    chosen = vector.layers[0] if layer is None else layer
-    if chosen not in vector.directions:
-        raise SteerlensError(f"layer: the vector has no layer {chosen} (it has {vector.layers})")
+    raw = isinstance(vector, Tensor) and layer is None  # a bare direction: any layer
+    vector, chosen = single_layer(vector, 0 if raw else layer)
     if vector.d_model != d_model(model):
         raise SteerlensError(
             f"vector: d_model {vector.d_model} does not match the model's {d_model(model)}"

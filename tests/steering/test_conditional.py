@@ -54,7 +54,7 @@ def test_condition_is_read_before_the_edit(tiny_model):
 
 def test_condition_layer_must_be_named_for_several_layers():
     several = sl.SteeringVector({0: torch.ones(64), 2: torch.ones(64)})
-    with pytest.raises(sl.SteerlensError, match="name the one to read"):
+    with pytest.raises(sl.SteerlensError, match="name the one to use"):
         sl.when(several, 0.0, behaviour())
 
 
