@@ -57,5 +57,9 @@ def test_quick_report_stage_on_a_refusal_vector(default_model, refusal):
         sl.measures.helpfulness(default_model, task).p_correct
     )
     data = json.loads(json.dumps(numbers, allow_nan=False))
-    assert len(data["curves"]) == 9 and len(sections) == 3
+    assert len(data["curves"]) == 9 and len(sections) == 4
+    budget = data["kl_budget"]  # sl.calibrate beside the recommendation
+    assert sections[-1].title == "Tradeoff: KL budget" and "error" not in budget
+    assert math.copysign(1, budget["coeff"]) == math.copysign(1, rep.recommendation.coeff)
+    assert budget["achieved"] == pytest.approx(budget["kl"], rel=0.25)
     print(f"\nquick tradeoff stage: {rep.seconds:.1f} s; summary {rep.summary}")
