@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .errors import SteerlensError, SteerlensTypeError
 
@@ -234,3 +234,32 @@ def check_array(name: str, value: Any) -> np.ndarray:
     if array.dtype.kind not in "iuf":
         raise SteerlensTypeError(f"{name}: expected real numbers, got {shown(value)}")
     return array.astype(np.float64)
+
+
+def check_direction(layer: Any, vector: Any) -> Tensor:
+    """One layer's direction as a finite float32 CPU copy (the key checked too)."""
+    if not is_int(layer) or layer < 0:
+        raise SteerlensError(f"directions: layer keys must be ints >= 0, got {shown(layer)}")
+    if not isinstance(vector, Tensor) or vector.ndim != 1 or vector.numel() == 0:
+        shape = tuple(vector.shape) if isinstance(vector, Tensor) else type(vector).__name__
+        raise SteerlensError(f"directions[{layer}]: expected a 1-D tensor [d_model], got {shape}")
+    if not vector.is_floating_point():
+        raise SteerlensError(f"directions[{layer}]: expected floats, got {vector.dtype}")
+    cleaned = vector.detach().to("cpu", torch.float32).clone()
+    if not bool(torch.isfinite(cleaned).all()):
+        raise SteerlensError(
+            f"directions[{layer}]: contains NaN or inf (in float32, the dtype vectors are kept in)"
+        )
+    return cleaned
+
+
+def check_string_keys(name: str, value: Any) -> None:
+    """Dict keys are strings at every depth (JSON would turn others into strings)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SteerlensTypeError(f"{name}: keys must be strings (JSON), got {shown(key)}")
+            check_string_keys(f"{name}[{key!r}]", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_string_keys(f"{name}[{index}]", item)

@@ -21,13 +21,14 @@ from .linalg import unit
 from .types import Direction
 from .validate import (
     check_choice,
+    check_direction,
     check_instance,
     check_int,
     check_model,
     check_number,
     check_path,
+    check_string_keys,
     check_text,
-    is_int,
     shown,
 )
 
@@ -39,35 +40,6 @@ def data_hash(*groups: Sequence[str]) -> str:
         digest.update(json.dumps(list(group), ensure_ascii=False).encode())
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
-
-
-def _clean_direction(layer: Any, vector: Any) -> Tensor:
-    """One layer's direction as a finite float32 CPU copy (the key checked too)."""
-    if not is_int(layer) or layer < 0:
-        raise SteerlensError(f"directions: layer keys must be ints >= 0, got {shown(layer)}")
-    if not isinstance(vector, Tensor) or vector.ndim != 1 or vector.numel() == 0:
-        shape = tuple(vector.shape) if isinstance(vector, Tensor) else type(vector).__name__
-        raise SteerlensError(f"directions[{layer}]: expected a 1-D tensor [d_model], got {shape}")
-    if not vector.is_floating_point():
-        raise SteerlensError(f"directions[{layer}]: expected floats, got {vector.dtype}")
-    cleaned = vector.detach().to("cpu", torch.float32).clone()
-    if not bool(torch.isfinite(cleaned).all()):
-        raise SteerlensError(
-            f"directions[{layer}]: contains NaN or inf (in float32, the dtype vectors are kept in)"
-        )
-    return cleaned
-
-
-def _check_string_keys(name: str, value: Any) -> None:
-    """Dict keys are strings at every depth (JSON would turn others into strings)."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise SteerlensTypeError(f"{name}: keys must be strings (JSON), got {shown(key)}")
-            _check_string_keys(f"{name}[{key!r}]", item)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_string_keys(f"{name}[{index}]", item)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +81,7 @@ class SteeringVector:
         check_instance("directions", self.directions, Mapping, "a dict layer -> [d_model] tensor")
         if not self.directions:
             raise SteerlensError("directions: expected at least one layer, got none")
-        cleaned = {int(k): _clean_direction(k, v) for k, v in self.directions.items()}
+        cleaned = {int(k): check_direction(k, v) for k, v in self.directions.items()}
         cleaned = dict(sorted(cleaned.items()))
         sizes = sorted({v.numel() for v in cleaned.values()})
         if len(sizes) > 1:
@@ -120,7 +92,7 @@ class SteeringVector:
             if getattr(self, name) is not None:
                 check_text(name, getattr(self, name))
         check_instance("params", self.params, Mapping, "a dict of JSON-serializable values")
-        _check_string_keys("params", self.params)
+        check_string_keys("params", self.params)
         try:
             json.dumps(dict(self.params), allow_nan=False)
         except (TypeError, ValueError) as error:
