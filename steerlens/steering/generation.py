@@ -25,6 +25,7 @@ from ..core.validate import (
     shown,
 )
 from .cache_keyword import cache_keyword_shim
+from .native import native_forward
 
 #: Options passed on to the model's ``generate`` (any other keyword is refused).
 GENERATE_OPTIONS = (
@@ -65,6 +66,11 @@ def generate(
 
     Returns:
         The new text, or a list of texts for a batch.
+
+    On a TransformerBridge whose only hooks are on the residual stream (``resid_pre``,
+    ``resid_post``, e.g. ``sl.add`` there), generation runs on the wrapped Hugging Face
+    modules (``steering.native``): the same tokens, at Hugging Face's own speed. Any other
+    hook point in use keeps the whole bridge, so every hook fires.
 
     Example:
         >>> sl.generate(model, "How do I bake bread?", max_new_tokens=30)
@@ -138,7 +144,12 @@ def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any
     if is_bridge(model):
         tokens, mask = left_pad(model, encoded)
         device = model_device(model)
-        with torch.no_grad(), cache_keyword_shim(model), _quiet_cache_deprecation():
+        with (
+            torch.no_grad(),
+            native_forward(model),
+            cache_keyword_shim(model),
+            _quiet_cache_deprecation(),
+        ):
             out = model.generate(
                 tokens.to(device), attention_mask=mask.long().to(device), **options
             )
