@@ -59,10 +59,24 @@ def _bridged(model: Any) -> list[tuple[nn.Module, str, nn.Module]]:
     return found
 
 
-def _hooked(module: nn.Module) -> bool:
-    """Whether ``module`` carries PyTorch hooks (the KV-cache keyword shim's aside)."""
-    pre = [hook for hook in module._forward_pre_hooks.values() if hook is not _hand_over_cache]
-    return bool(pre or module._forward_hooks or module._backward_hooks)
+def _hooked(module: nn.Module, internal: frozenset[int] = frozenset()) -> bool:
+    """Whether ``module`` carries PyTorch hooks, leaving aside the KV-cache keyword shim and
+    the hooks whose ids are in ``internal``."""
+    pre = [
+        key
+        for key, hook in module._forward_pre_hooks.items()
+        if hook is not _hand_over_cache and key not in internal
+    ]
+    post = [key for key in module._forward_hooks if key not in internal]
+    return bool(pre or post or module._backward_hooks)
+
+
+def _capture_hook_ids(blocks: list[nn.Module]) -> frozenset[int]:
+    """The ids of the hooks a ``BlockBridge`` puts on its norms on its first forward: they
+    only copy inputs for hook points of the block (``hook_mlp_in``, the attention's split
+    q/k/v), whose own hooks ``_why_not`` checks."""
+    handles = [h for block in blocks for h in getattr(block, "_capture_hook_handles", [])]
+    return frozenset(handle.id for handle in handles)
 
 
 def _why_not(model: Any, bridged: list[tuple[nn.Module, str, nn.Module]]) -> str | None:
@@ -81,8 +95,9 @@ def _why_not(model: Any, bridged: list[tuple[nn.Module, str, nn.Module]]) -> str
     for name, point in model.hook_dict.items():
         if id(point) not in live and _hooked(point):
             return f"a hook on {name}"
+    internal = _capture_hook_ids(blocks)
     for _, _, component in bridged:
-        if _hooked(component):
+        if _hooked(component, internal):
             return f"a PyTorch hook on {type(component).__name__}"
     return None
 

@@ -41,6 +41,14 @@ def test_an_error_inside_the_block_puts_the_bridge_back(tiny_model):
     assert tree(tiny_model) == before
 
 
+def test_runs_natively_after_ordinary_bridge_forwards(tiny_model):
+    """A bridge forward (here with the cache) leaves the blocks' own capture hooks behind."""
+    tiny_model.run_with_cache("Hello there", names_filter=lambda name: "hook_mlp_in" in name)
+    assert any(block._capture_hook_handles for block in tiny_model.blocks)
+    with native_forward(tiny_model) as native:
+        assert native
+
+
 def test_residual_hooks_fire_on_the_hf_modules(tiny_model):
     seen = []
     hooks = [
