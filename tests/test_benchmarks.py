@@ -5,6 +5,7 @@ The real benchmark is ``make bench``; its numbers are not checked here."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,8 @@ def test_benchmark_script_runs_on_a_tiny_model(tmp_path):
     assert results["steered_generate"]["vs_hf_generate_hook"]["ratio"] > 0
     assert 0 <= results["steered_generate"]["same_first_8_words"] <= 1
     assert results["sweep"]["sweep_forwards"] > 0 and results["sweep"]["target_forwards"] > 1
-    assert results["one_shot_step"]["cached_vs_full"]["ratio"] > 0
+    # a step's time is t(N steps) - t(0 steps): at the tiny size its sign is timing noise
+    assert math.isfinite(results["one_shot_step"]["cached_vs_full"]["ratio"])
     assert results["one_shot_batch"]["vs_sequential"]["ratio"] > 0
     table = (tmp_path / "bench.md").read_text()
     assert table.startswith("| measure") and "one_shot_batch: vs_sequential" in table
