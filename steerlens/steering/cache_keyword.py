@@ -14,12 +14,13 @@ changes nothing.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 
-def _hand_over_cache(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+def hand_over_cache(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     """Forward pre-hook: copy ``cache`` to ``past_key_values`` when only the former is set."""
     if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
         return args, {**kwargs, "past_key_values": kwargs["cache"]}
@@ -36,7 +37,7 @@ def cache_keyword_shim(model: Any) -> Iterator[None]:
     """
     attns = [getattr(block, "attn", None) for block in getattr(model, "blocks", [])]
     handles = [
-        attn.register_forward_pre_hook(_hand_over_cache, with_kwargs=True)
+        attn.register_forward_pre_hook(hand_over_cache, with_kwargs=True)
         for attn in attns
         if attn is not None
     ]
@@ -45,3 +46,14 @@ def cache_keyword_shim(model: Any) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def quiet_cache_deprecation() -> Iterator[None]:
+    """Silence the deprecation warning transformers >= 5.24 gives on every call: the bridge
+    passes ``past_key_values`` to the Hugging Face model, which our users cannot change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
+        )
+        yield

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,7 +22,7 @@ from ..core.validate import (
     is_int,
     shown,
 )
-from .cache_keyword import cache_keyword_shim
+from .cache_keyword import cache_keyword_shim, quiet_cache_deprecation
 from .native import native_forward
 
 #: Options passed on to the model's ``generate`` (any other keyword is refused).
@@ -148,7 +146,7 @@ def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any
             torch.no_grad(),
             native_forward(model),
             cache_keyword_shim(model),
-            _quiet_cache_deprecation(),
+            quiet_cache_deprecation(),
         ):
             out = model.generate(
                 tokens.to(device), attention_mask=mask.long().to(device), **options
@@ -159,14 +157,3 @@ def _new_tokens(model: Any, encoded: list[list[int]], options: dict) -> list[Any
         with torch.no_grad():
             rows.append(model.generate(torch.tensor([ids]), **options)[0, len(ids) :])
     return rows
-
-
-@contextmanager
-def _quiet_cache_deprecation() -> Iterator[None]:
-    """Silence the deprecation warning transformers >= 5.24 gives on every call: the bridge
-    passes ``past_key_values`` to the Hugging Face model, which our users cannot change."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*past_key_values.* is deprecated", category=FutureWarning
-        )
-        yield

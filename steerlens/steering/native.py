@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from .cache_keyword import _hand_over_cache
+from .cache_keyword import hand_over_cache
 
 #: the attention implementation used while the bridge's own attention is skipped
 FAST_ATTENTION = "sdpa"
@@ -65,7 +65,7 @@ def _hooked(module: nn.Module, internal: frozenset[int] = frozenset()) -> bool:
     pre = [
         key
         for key, hook in module._forward_pre_hooks.items()
-        if hook is not _hand_over_cache and key not in internal
+        if hook is not hand_over_cache and key not in internal
     ]
     post = [key for key in module._forward_hooks if key not in internal]
     return bool(pre or post or module._backward_hooks)

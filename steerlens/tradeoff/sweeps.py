@@ -29,6 +29,7 @@ from ..core.tokens import encode
 from ..core.types import HookedModel
 from ..core.validate import check_array, check_bool, check_int, check_model, check_texts, shown
 from ..core.vector import SteeringVector, as_vector
+from .shared_opening import shared_sweep, worth_sharing
 from .sweep_result import SweepResult
 
 
@@ -113,6 +114,35 @@ def _sweep_batch(model, batch: PaddedBatch, runs: Tensor, plan: dict, state: _Ro
     return prefix.final[:, -1].float().cpu(), steered
 
 
+def _replayed(
+    model: Any,
+    sequences: list[list[int]],
+    values: Tensor,
+    plan: dict,
+    state: _RowCoefficients,
+    batch_size: int,
+    progress: bool | None,
+) -> tuple[Tensor, Tensor]:
+    """``(final [n_coeffs, n, d_model], base [n, d_model])`` by the suffix replay: one prefix
+    pass per batch of prompts, then blocks from the first steered layer per coefficient."""
+    nonzero = (values != 0).nonzero().flatten()  # r = 0 is the prefix pass's own output
+    runs = values[nonzero]
+    batches = padded_batches(model, sequences, batch_size)
+    per_pass = [max(1, plan["max_rows"] // len(b.rows)) for b in batches]
+    passes = sum(math.ceil(runs.numel() / p) for p in per_pass)
+    show = progress if progress is not None else passes > 1
+    final = torch.empty(values.numel(), len(sequences), d_model(model))
+    base = torch.empty(len(sequences), d_model(model))
+    with tqdm(total=passes, desc="sweep", disable=not show) as bar:
+        for batch in batches:
+            base[batch.rows], steered = _sweep_batch(
+                model, batch, runs, {**plan, "bar": bar}, state
+            )
+            final[nonzero[:, None], torch.tensor(batch.rows)[None, :]] = steered
+    final[values == 0] = base
+    return final, base
+
+
 def sweep(
     model: HookedModel,
     vector: SteeringVector | Tensor,
@@ -167,29 +197,24 @@ def sweep(
     rule = position_rule(positions)
     check_bool("normalize", normalize)
     check_int("max_rows", max_rows, low=1)
+    check_int("batch_size", batch_size, low=1)
     directions = _directions(vector, normalize)
     first = vector.layers[0]
-    direct = directions[first] if site == "resid_pre" else None
-    hooked = {k: v for k, v in directions.items() if direct is None or k != first}
-    nonzero = (values != 0).nonzero().flatten()  # r = 0 is the prefix pass's own output
-    runs = values[nonzero]
-    batches = padded_batches(model, [encode(model, t, "prompts") for t in prompts], batch_size)
-    passes = sum(math.ceil(runs.numel() / max(1, max_rows // len(b.rows))) for b in batches)
-    show = progress if progress is not None else passes > 1
-    final = torch.empty(values.numel(), len(prompts), d_model(model))
-    base = torch.empty(len(prompts), d_model(model))
+    sequences = [encode(model, t, "prompts") for t in prompts]
+    opening = worth_sharing(model, sequences, first, rule)
+    direct = directions[first] if site == "resid_pre" and not opening else None
     state = _RowCoefficients()
     edits, reads = [], []
-    for layer, d in hooked.items():
-        layer_edits, layer_reads = edit_hooks(model, layer, site, state.hook(d))
-        edits, reads = edits + layer_edits, reads + layer_reads
-    hooks = edits + reads
-    with tqdm(total=passes, desc="sweep", disable=not show) as bar, attached(hooks):
-        plan = {"first": first, "rule": rule, "direct": direct, "max_rows": max_rows, "bar": bar}
-        for batch in batches:
-            base[batch.rows], steered = _sweep_batch(model, batch, runs, plan, state)
-            final[nonzero[:, None], torch.tensor(batch.rows)[None, :]] = steered
-    final[values == 0] = base
+    for layer, d in directions.items():
+        if direct is None or layer != first:
+            layer_edits, layer_reads = edit_hooks(model, layer, site, state.hook(d))
+            edits, reads = edits + layer_edits, reads + layer_reads
+    with attached(edits + reads):
+        if opening:
+            final, base = shared_sweep(model, sequences, opening, values, state, max_rows, progress)
+        else:
+            plan = {"first": first, "rule": rule, "direct": direct, "max_rows": max_rows}
+            final, base = _replayed(model, sequences, values, plan, state, batch_size, progress)
     if not bool(torch.isfinite(final).all()):
         raise SteerlensError("model: produced NaN or inf residuals under steering")
     b_u = getattr(model, "b_U", None)

@@ -1,0 +1,33 @@
+"""``sl.tradeoff.sweep`` over prompts that open alike (the shared opening runs once per
+coefficient, through the model's KV cache) equals full forwards under ``sl.steer`` on every
+architecture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import steerlens as sl
+from steerlens.core.positions import position_rule
+from steerlens.core.tokens import encode
+from steerlens.steering.readout import next_token_logits
+from steerlens.tradeoff.shared_opening import worth_sharing
+from tests.architectures import ARCHITECTURES, build
+
+OPENING = "Q: what colour is the sky? A: blue. Q: how many legs has a cat? A: four. Q: "
+PROMPTS = [OPENING + "what is ice? A:", OPENING + "which animal says moo all day? A:"]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_shared_opening_sweep_equals_steered_forwards(name, tokenizer):
+    model, _ = build(name, tokenizer)
+    sequences = [encode(model, p) for p in PROMPTS]
+    assert worth_sharing(model, sequences, 1, position_rule("all")) > 20
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
+    vector = sl.SteeringVector({1: direction / direction.norm()})
+    coeffs = [-4.0, 0.0, 2.5]
+    res = sl.tradeoff.sweep(model, vector, coeffs, PROMPTS, max_rows=3)
+    for index, r in enumerate(coeffs):
+        with sl.steer(model, sl.add(vector, r)):
+            expected = next_token_logits(model, PROMPTS, batch_size=1)
+        torch.testing.assert_close(res.logits(index), expected, atol=2e-4, rtol=1e-4)
