@@ -48,7 +48,9 @@ def bench_one_shot_step(model, quick: bool) -> dict:
 
 def bench_one_shot_batch(model, quick: bool) -> dict:
     """8 one-shot vectors at layer 12 (one per prompt): ``optimize_batch`` vs 8 sequential
-    ``optimize_one_shot`` runs, the same fixed number of steps each (no early stop)."""
+    ``optimize_one_shot`` runs, the same fixed number of steps each (no early stop); and vs
+    8 sequential runs that recompute the whole model every step (``cached=False``), as
+    llm-steering-opt does."""
     import steerlens as sl
 
     prompts = [sl.format_chat(model, r) for r in REQUESTS[: size(quick, 2, 8, 8)]]
@@ -66,8 +68,12 @@ def bench_one_shot_batch(model, quick: bool) -> dict:
     def sequential():
         return [sl.optimize_one_shot(model, p, **options) for p in prompts]
 
+    def sequential_full_forward():  # one vector at a time, the whole model each step
+        return [sl.optimize_one_shot(model, p, cached=False, **options) for p in prompts]
+
     return {
         "n_vectors": len(prompts),
         "steps": options["max_iters"],
         "vs_sequential": compare(batched, sequential, 1 if quick else 3),
+        "vs_sequential_full_forward": compare(batched, sequential_full_forward, 1),
     }

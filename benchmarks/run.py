@@ -19,6 +19,7 @@ from models import tiny_model
 from oneshot_speed import bench_one_shot_batch, bench_one_shot_step
 from steering_speed import (
     bench_extraction,
+    bench_shared_opening,
     bench_steered_generate,
     bench_steering_overhead,
     bench_sweep,
@@ -30,6 +31,7 @@ BENCHES = {
     "steering_overhead": bench_steering_overhead,
     "steered_generate": bench_steered_generate,
     "sweep": bench_sweep,
+    "shared_opening": bench_shared_opening,
     "one_shot_step": bench_one_shot_step,
     "one_shot_batch": bench_one_shot_batch,
 }
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny random model (smoke test)")
     parser.add_argument("--report", action="store_true", help="also time `steerlens report`")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--only", nargs="+", choices=list(BENCHES), help="run only these measures (no memory)"
+    )
     args = parser.parse_args()
     import steerlens as sl
 
@@ -50,8 +55,9 @@ def main() -> None:
     results = {"machine": machine(), "quick": quick, "tiny": args.tiny}
     results["load_average_start"] = os.getloadavg()
     for name, bench in BENCHES.items():
-        results[name] = bench(model, quick)
-    if not args.tiny:  # the memory measure loads the default model in subprocesses
+        if not args.only or name in args.only:
+            results[name] = bench(model, quick)
+    if not args.tiny and not args.only:  # memory loads the default model in subprocesses
         results["memory"] = bench_memory(quick)
     if args.report:
         results["report"] = report_time()

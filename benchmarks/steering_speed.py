@@ -187,3 +187,33 @@ def bench_sweep(model, quick: bool) -> dict:
     result["sweep_forwards"] = result["vs_naive_loop"]["ours_s"] / forward_s
     result["naive_forwards"] = result["vs_naive_loop"]["baseline_s"] / forward_s
     return result
+
+
+def bench_shared_opening(model, quick: bool) -> dict:
+    """The report's helpfulness sweep (the shipped few-shot questions, which open with the
+    same examples) at layer 17: sharing the opening across prompts vs the suffix replay."""
+    import steerlens as sl
+    from steerlens.measures.choices import qa_task
+
+    prompts = list(qa_task(model).prompts[: size(quick, 4, 32, 100)])
+    direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(6))
+    layer = min(17, model.cfg.n_layers - 1)
+    vector = sl.SteeringVector({layer: direction / direction.norm()})
+    coeffs = [-40.0, 0.0, 40.0]
+
+    def run(share: bool):
+        def sweep():
+            return sl.tradeoff.sweep(
+                model, vector, coeffs, prompts, share_opening=share, progress=False
+            )
+
+        return sweep
+
+    lengths = [len(model.to_tokens(p, prepend_bos=False)[0]) for p in prompts]
+    return {
+        "n_prompts": len(prompts),
+        "n_coeffs": len(coeffs),
+        "layer": layer,
+        "mean_tokens": sum(lengths) / len(lengths),
+        "vs_suffix_replay": compare(run(True), run(False), 1 if quick else 2),
+    }

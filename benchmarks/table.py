@@ -15,8 +15,10 @@ def markdown(results: dict) -> str:
         ("steered_generate", "vs_hf_generate_hook"): "≤ 1.0",
         ("sweep", "vs_naive_loop"): "(reported)",
         ("sweep", "all_coeffs_in_one_pass"): "(reported)",
+        ("shared_opening", "vs_suffix_replay"): "(reported)",
         ("one_shot_step", "cached_vs_full"): "≤ 0.7",
         ("one_shot_batch", "vs_sequential"): "≤ 0.35",
+        ("one_shot_batch", "vs_sequential_full_forward"): "(reported)",
     }
     for (group, key), target in targets.items():
         row = results.get(group, {}).get(key)

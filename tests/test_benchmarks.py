@@ -29,5 +29,7 @@ def test_benchmark_script_runs_on_a_tiny_model(tmp_path):
     # a step's time is t(N steps) - t(0 steps): at the tiny size its sign is timing noise
     assert math.isfinite(results["one_shot_step"]["cached_vs_full"]["ratio"])
     assert results["one_shot_batch"]["vs_sequential"]["ratio"] > 0
+    assert results["one_shot_batch"]["vs_sequential_full_forward"]["ratio"] > 0
+    assert results["shared_opening"]["vs_suffix_replay"]["ratio"] > 0
     table = (tmp_path / "bench.md").read_text()
-    assert table.startswith("| measure") and "one_shot_batch: vs_sequential" in table
+    assert table.startswith("| measure") and "shared_opening: vs_suffix_replay" in table

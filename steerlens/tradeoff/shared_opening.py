@@ -21,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..core.errors import SteerlensError
 from ..core.forward import is_bridge
 from ..core.hookpoints import d_model, model_device
 from ..core.positions import PositionRule
@@ -36,17 +37,36 @@ def opening_length(sequences: Sequence[list[int]]) -> int:
     return length
 
 
+def _why_not(model: Any, sequences: Sequence[list[int]], rule: PositionRule) -> str | None:
+    """Why the opening cannot be shared (``None``: it can)."""
+    if not is_bridge(model):
+        return "needs a TransformerBridge (its Hugging Face KV cache)"
+    if rule.kind not in ("all", "prompt"):
+        return f"needs every token steered, not {rule}"
+    if len(sequences) < 2 or opening_length(sequences) == 0:
+        return "the prompts share no opening tokens"
+    return None
+
+
 def worth_sharing(
-    model: Any, sequences: Sequence[list[int]], first: int, rule: PositionRule
+    model: Any,
+    sequences: Sequence[list[int]],
+    first: int,
+    rule: PositionRule,
+    share: bool | None = None,
 ) -> int:
-    """The opening to share (0: run the suffix replay instead): only on a bridge, with every
-    token steered, and when it runs fewer token-blocks per coefficient."""
-    if not is_bridge(model) or rule.kind not in ("all", "prompt") or len(sequences) < 2:
+    """How many opening tokens to share (0: run the suffix replay instead). ``share=None``
+    shares when that runs fewer token-blocks per coefficient, ``False`` never, ``True``
+    whenever it can (a ``SteerlensError`` says why it cannot)."""
+    why = _why_not(model, sequences, rule)
+    if share is True and why is not None:
+        raise SteerlensError(f"share_opening: {why}")
+    if share is False or why is not None:
         return 0
     opening, n_layers = opening_length(sequences), model.cfg.n_layers
     total = sum(len(s) for s in sequences)
     shared = opening * n_layers + (total - opening * len(sequences)) * n_layers
-    return opening if opening and shared < total * (n_layers - first) else 0
+    return opening if share or shared < total * (n_layers - first) else 0
 
 
 def _final_at(model: Any, seen: list[Tensor], tokens: Tensor, **kwargs: Any) -> Tensor:

@@ -6,6 +6,8 @@ coefficients computes the residual entering the first steered block once
 pass (the prefix is tiled along the batch). Later steered layers are added by hooks with
 one coefficient per row. Only the final normalized residual ``h_L`` at each query's last
 token is kept: any logit is ``W_U h_L + b_U`` and is computed when a readout asks for it.
+Prompts that open with the same tokens (few-shot prompts) can instead share that opening
+across prompts (``tradeoff.shared_opening``); ``sweep`` takes whichever costs less.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def sweep(
     normalize: bool = True,
     batch_size: int = 16,
     max_rows: int = 64,
+    share_opening: bool | None = None,
     progress: bool | None = None,
 ) -> SweepResult:
     """Run ``prompts`` under ``x <- x + r · v[l]`` for every coefficient ``r`` in ``coeffs``.
@@ -178,6 +181,10 @@ def sweep(
             coefficient is a length in the residual stream); ``False`` adds ``r · v[l]``.
         batch_size: prompts per prefix pass.
         max_rows: the most rows (prompts × coefficients) in one suffix pass (memory bound).
+        share_opening: run the tokens all prompts open with once per coefficient, through the
+            KV cache (``tradeoff.shared_opening``; bridges, every token steered). ``None``:
+            when that runs fewer token-blocks than the suffix replay; ``False``: never;
+            ``True``: whenever possible (else a ``SteerlensError``).
         progress: show a progress bar (default: when there is more than one pass).
 
     Returns:
@@ -198,10 +205,11 @@ def sweep(
     check_bool("normalize", normalize)
     check_int("max_rows", max_rows, low=1)
     check_int("batch_size", batch_size, low=1)
+    check_bool("share_opening", share_opening, none=True)
     directions = _directions(vector, normalize)
     first = vector.layers[0]
     sequences = [encode(model, t, "prompts") for t in prompts]
-    opening = worth_sharing(model, sequences, first, rule)
+    opening = worth_sharing(model, sequences, first, rule, share_opening)
     direct = directions[first] if site == "resid_pre" and not opening else None
     state = _RowCoefficients()
     edits, reads = [], []

@@ -418,7 +418,9 @@ CASES = {
             "prompts": "texts",
             "layers": "layers",
             "normalize": "bool",
+            "batch_size": "count",
             "max_rows": "count",
+            "share_opening": "bool",
         },
     ),
     "completion_behaviour": (

@@ -82,4 +82,15 @@ def test_the_shared_path_is_the_one_taken(tiny_model, monkeypatch):
     sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS)
     assert calls == [1]
     sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS, positions=[0, -1])  # not every token
+    sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS, share_opening=False)
     assert calls == [1]
+    sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS[:2], share_opening=True)
+    assert calls == [1, 1]
+
+
+def test_share_opening_true_says_why_it_cannot(tiny_model):
+    vec = sl.SteeringVector({1: unit(tiny_model, 6)})
+    with pytest.raises(sl.SteerlensError, match="every token steered"):
+        sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS, positions=[0], share_opening=True)
+    with pytest.raises(sl.SteerlensError, match="share no opening"):
+        sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS[:1], share_opening=True)
