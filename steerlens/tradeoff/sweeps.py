@@ -183,7 +183,7 @@ def sweep(
         max_rows: the most rows (prompts × coefficients) in one suffix pass (memory bound).
         share_opening: run the tokens all prompts open with once per coefficient, through the
             KV cache (``tradeoff.shared_opening``; bridges, every token steered). ``None``:
-            when that runs fewer token-blocks than the suffix replay; ``False``: never;
+            when that saves a quarter of the suffix replay's token-blocks; ``False``: never;
             ``True``: whenever possible (else a ``SteerlensError``).
         progress: show a progress bar (default: when there is more than one pass).
 

@@ -22,11 +22,11 @@ PROMPTS = [OPENING + "what is ice? A:", OPENING + "which animal says moo all day
 def test_shared_opening_sweep_equals_steered_forwards(name, tokenizer):
     model, _ = build(name, tokenizer)
     sequences = [encode(model, p) for p in PROMPTS]
-    assert worth_sharing(model, sequences, 1, position_rule("all")) > 20
+    assert worth_sharing(model, sequences, 1, position_rule("all"), share=True) > 20
     direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
     vector = sl.SteeringVector({1: direction / direction.norm()})
     coeffs = [-4.0, 0.0, 2.5]
-    res = sl.tradeoff.sweep(model, vector, coeffs, PROMPTS, max_rows=3)
+    res = sl.tradeoff.sweep(model, vector, coeffs, PROMPTS, max_rows=3, share_opening=True)
     for index, r in enumerate(coeffs):
         with sl.steer(model, sl.add(vector, r)):
             expected = next_token_logits(model, PROMPTS, batch_size=1)
