@@ -107,4 +107,15 @@ def machine() -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        **reference_speeds(),
     }
+
+
+def reference_speeds() -> dict[str, float]:
+    """Two speeds that tell machines apart: a pure-Python loop (``sum(range(10**6))``, best
+    of 5, ms) and a float32 matmul of the default model's MLP shape (336 x 576 @ 576 x 1536,
+    GFLOP/s, best of 5 runs of 20)."""
+    loop = min(timed(lambda: sum(range(10**6)), 5)) * 1e3
+    x, w = torch.randn(336, 576), torch.randn(1536, 576)
+    matmul = min(timed(lambda: [torch.nn.functional.linear(x, w) for _ in range(20)], 5))
+    return {"python_loop_ms": loop, "matmul_gflops": 20 * 2 * 336 * 576 * 1536 / matmul / 1e9}
