@@ -7,7 +7,7 @@ pass (the prefix is tiled along the batch). Later steered layers are added by ho
 one coefficient per row. Only the final normalized residual ``h_L`` at each query's last
 token is kept: any logit is ``W_U h_L + b_U`` and is computed when a readout asks for it.
 Prompts that open with the same tokens (few-shot prompts) can instead share that opening
-across prompts (``tradeoff.shared_opening``); ``sweep`` takes whichever costs less.
+across prompts (``tradeoff.shared_opening``); ``sweep`` does when that saves enough.
 """
 
 from __future__ import annotations
