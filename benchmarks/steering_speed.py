@@ -193,6 +193,7 @@ def bench_shared_opening(model, quick: bool) -> dict:
     """The report's helpfulness sweep (the shipped few-shot questions, which open with the
     same examples) at layer 17: sharing the opening across prompts vs the suffix replay."""
     import steerlens as sl
+    from steerlens.core.tokens import encode
     from steerlens.measures.choices import qa_task
 
     prompts = list(qa_task(model).prompts[: size(quick, 4, 32, 100)])
@@ -209,7 +210,7 @@ def bench_shared_opening(model, quick: bool) -> dict:
 
         return sweep
 
-    lengths = [len(model.to_tokens(p, prepend_bos=False)[0]) for p in prompts]
+    lengths = [len(encode(model, p)) for p in prompts]
     return {
         "n_prompts": len(prompts),
         "n_coeffs": len(coeffs),

@@ -1,13 +1,14 @@
 """Sweeps over prompts that open alike: the shared opening runs once per coefficient.
 
-Few-shot prompts share most of their tokens (on SmolLM2, 93 of the about 103 tokens of the
-tradeoff's question prompts). When every token is steered, the opening's activations under a
-coefficient ``r`` are the same in every prompt, so the opening runs once per coefficient (one
-row each, its keys and values kept in the Hugging Face KV cache) and each prompt runs only
-its own tokens after it, right-padded. Per coefficient that costs about ``P · L + n · C · L``
-token-blocks (``P`` shared tokens, ``C`` own tokens per prompt, ``L`` blocks) instead of the
-suffix replay's ``n · (P + C) · (L - l)`` from the first steered layer ``l``; ``sweep`` shares
-on a ``TransformerBridge`` when that saves at least a quarter.
+Few-shot prompts share most of their tokens (on SmolLM2, the first 87 of the about 104
+tokens of the tradeoff's question prompts). When every token is steered, the opening's
+activations under a coefficient ``r`` are the same in every prompt, so the opening runs once
+per coefficient (one row each, its keys and values kept in the Hugging Face KV cache) and
+each prompt runs only its own tokens after it, right-padded. Per coefficient that costs
+about ``P · L + n · C · L`` token-blocks (``P`` shared tokens, ``C`` own tokens per prompt,
+``L`` blocks) instead of the suffix replay's ``n · (P + C) · (L - l)`` from the first
+steered layer ``l``; ``sweep`` shares on a ``TransformerBridge`` when that saves at least a
+quarter.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def shared_sweep(
                 opening_tokens = torch.tensor([sequences[0][:opening]] * len(coeffs))
                 _final_at(model, seen, opening_tokens, past_key_values=opened)
                 bar.update()
-                for first in range(0, n, chunk):
-                    rows = order[first : first + chunk]
+                for begin in range(0, n, chunk):
+                    rows = order[begin : begin + chunk]
                     own = [sequences[i][opening:] for i in rows]
                     out[start : start + len(coeffs), rows] = _own_tokens(
                         model, seen, own, opened, coeffs, state
