@@ -6,7 +6,8 @@ subpackages, one per layer (imports run one way, checked in CI):
 ``core`` (models, hook points, tokens, positions, ``SteeringVector``) -> ``steering``
 (interventions, ``steer``, reading activations, ``generate``) -> ``vectors`` (contrastive,
 probes, layer scan) -> ``measures`` (refusal, helpfulness, completions, KL) -> ``oneshot`` |
-``tradeoff`` | ``values`` (the three research lines) -> ``report`` (the main job's page).
+``tradeoff`` | ``values`` (the three research lines) | ``vllm`` (the same interventions inside
+vLLM, imported only when used) -> ``report`` (the main job's page).
 
 Importing defines names and does nothing else.
 """
@@ -17,6 +18,7 @@ from . import steering as steering
 from . import tradeoff as tradeoff
 from . import values as values
 from . import vectors as vectors
+from . import vllm as vllm
 from .core import datasets as datasets
 from .core.chat import answer_pairs as answer_pairs
 from .core.chat import format_chat as format_chat
@@ -72,5 +74,6 @@ __all__ = [
     "value_entanglement",
     "values",
     "vectors",
+    "vllm",
     "when",
 ]

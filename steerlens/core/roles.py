@@ -113,9 +113,17 @@ class ChatSpans:
         self._rows = [row[keep].tolist() for row, keep in zip(tokens, mask.bool(), strict=True)]
         self._bounds: Tensor | None = None
 
-    def span(self, role: str) -> tuple[Int[Tensor, " batch"], Int[Tensor, " batch"]]:
-        """``(start, end)`` absolute positions of ``role`` per row (``end`` exclusive;
-        ``response`` ends at the row's prompt end, generated tokens follow it)."""
+    @classmethod
+    def from_bounds(cls, bounds: Int[Tensor, "batch 4"]) -> ChatSpans:
+        """Spans already computed (``bounds()`` of other instances, rows stacked)."""
+        empty = torch.zeros(len(bounds), 0, dtype=torch.long)
+        spans = cls(None, empty, empty.bool())
+        spans._bounds = bounds
+        return spans
+
+    def bounds(self) -> Int[Tensor, "batch 4"]:
+        """Per row: where the instruction, the post-instruction and the response start, and
+        where the prompt ends."""
         if self._bounds is None:
             markers = chat_markers(self._tokenizer)
             bounds = [
@@ -123,8 +131,13 @@ class ChatSpans:
                 for row, ids in enumerate(self._rows)
             ]
             self._bounds = torch.tensor(bounds, dtype=torch.long)
+        return self._bounds
+
+    def span(self, role: str) -> tuple[Int[Tensor, " batch"], Int[Tensor, " batch"]]:
+        """``(start, end)`` absolute positions of ``role`` per row (``end`` exclusive;
+        ``response`` ends at the row's prompt end, generated tokens follow it)."""
         index = ROLES.index(role)
-        return self._bounds[:, index], self._bounds[:, index + 1]
+        return self.bounds()[:, index], self.bounds()[:, index + 1]
 
 
 def token_roles(model: Any, text: str) -> pd.DataFrame:

@@ -82,7 +82,7 @@ def generate(
     check_keywords("kwargs", kwargs, GENERATE_OPTIONS)
     check_options(kwargs)
     single = isinstance(prompt, str) or is_messages(prompt)
-    encoded = [encode(model, text, "prompt") for text in _texts(model, prompt, chat, single)]
+    encoded = [encode(model, text, "prompt") for text in prompt_texts(model, prompt, chat, single)]
     check_context(model, max(map(len, encoded)) + max_new_tokens, "prompt + max_new_tokens")
     options = dict(
         max_new_tokens=max_new_tokens,
@@ -119,7 +119,7 @@ def check_options(options: dict[str, Any]) -> None:
             check_int(f"eos_token_id[{index}]", token, low=0)
 
 
-def _texts(model: Any, prompt: Any, chat: bool, single: bool) -> list[str]:
+def prompt_texts(model: Any, prompt: Any, chat: bool, single: bool) -> list[str]:
     """The raw texts to generate from (chat-formatted unless ``chat=False``)."""
     if not single and (isinstance(prompt, bytes) or not isinstance(prompt, Sequence)):
         raise SteerlensTypeError(
