@@ -21,6 +21,7 @@ from ..core.positions import Positions
 from ..core.roles import ROLES, ChatSpans
 from ..core.validate import shown
 from ..steering.conditional import Conditional
+from ..steering.conflicts import warn_conflicts
 from ..steering.interventions import Intervention
 from . import payload
 from .engine import EngineModel
@@ -108,13 +109,15 @@ def check_rules(model: EngineModel, entries: list[Any], ids: list[int], row: int
 
 
 def check_lists(model: EngineModel, lists: list[list[Any]], encoded: list[list[int]]) -> None:
-    """Check every prompt's list (each distinct list's entries once)."""
+    """Check every prompt's list (each distinct list's entries once), warning of conflicts
+    as ``sl.steer`` does (``sl.steering.find_conflicts``)."""
     seen: set[int] = set()
     for row, entries in enumerate(lists):
         if id(entries) not in seen:
             seen.add(id(entries))
             for index, entry in enumerate(entries):
                 check_entry(model, entry, f"interventions[{index}]")
+            warn_conflicts([getattr(entry, "intervention", entry) for entry in entries])
         check_rules(model, entries, encoded[row], row)
 
 
