@@ -1,8 +1,11 @@
-"""The ``steerlens`` command: ``steerlens report [--quick] [--out DIR]`` runs the main job."""
+"""The ``steerlens`` command: ``steerlens report [--quick] [--out DIR]`` runs the main job;
+``steerlens serve [--model PATH] [--vector NAME=FILE ...] [vLLM options]`` serves a steered
+model (``steerlens.vllm.serve``, imported only then: it needs vLLM)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .run import write_report
@@ -10,10 +13,17 @@ from .settings import ReportSettings
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from ..vllm.serve import main as serve
+
+        serve(argv[1:])
+        return
     parser = argparse.ArgumentParser(
         prog="steerlens", description="Steer and read language models through hook points."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="vLLM's OpenAI-compatible server, steered per request")
     report = commands.add_parser("report", help="run the pipeline and write a report")
     report.add_argument("--quick", action="store_true", help="a small, fast run (for tests)")
     report.add_argument("--out", type=Path, default=Path("report"), help="output directory")

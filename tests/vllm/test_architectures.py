@@ -72,11 +72,13 @@ def rules(prompt_len: int) -> dict[str, object]:
 
 
 def kinds(d: dict[str, torch.Tensor], layers: list[int], site: str, positions) -> dict:
+    """Edits on the scale of the residual (Gemma scales its embeddings by sqrt(d_model))."""
     where = dict(layers=layers, site=site, positions=positions)
+    scale = float(d["mean"].norm())
     return {
-        "add": sl.add(d["random"], 4.0, **where),
+        "add": sl.add(d["random"], 4.0 * scale, **where),
         "ablate": sl.ablate(torch.stack([d["mean"], d["random"]]), **where),
-        "clamp": sl.clamp(d["mean"], -3.0, **where),
+        "clamp": sl.clamp(d["mean"], -3.0 * scale, **where),
     }
 
 
