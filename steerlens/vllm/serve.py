@@ -207,11 +207,11 @@ def vector_files(pairs: list[str]) -> dict[str, str]:
 def main(argv: list[str]) -> None:
     """Run the server until interrupted."""
     import uvloop
-    from vllm.entrypoints.cli_args import make_arg_parser, validate_parsed_serve_args
     from vllm.entrypoints.launchers.api_server.entry import (
         build_and_serve,
         build_async_engine_client,
     )
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
     from vllm.entrypoints.launchers.launcher import setup_server
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
@@ -225,6 +225,8 @@ def main(argv: list[str]) -> None:
             raise SteerlensError(
                 f"--vector {name}: d_model {size} does not match the model's {config.hidden_size}"
             )
+    if not any(arg == "--dtype" or arg.startswith("--dtype=") for arg in rest):
+        rest = ["--dtype", "float32", *rest]  # as sl.vllm.load (vLLM's "auto" is bf16 on CPU)
     args = make_arg_parser(FlexibleArgumentParser()).parse_args(["--model", folder, *rest])
     if args.worker_extension_cls or getattr(args, "speculative_config", None):
         raise SteerlensError("serve: worker extensions and speculative decoding cannot steer")

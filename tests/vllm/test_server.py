@@ -1,5 +1,6 @@
 """``steerlens serve`` on localhost, asked through the ``openai`` client: steered replies
-equal ``sl.generate`` under ``sl.steer``, unsteered ones equal plain ``sl.generate``, and a
+equal ``sl.generate`` under ``sl.steer`` token for token, unsteered ones plain ``sl.generate``
+(float32: the server defaults to it as ``sl.vllm.load`` does), and a
 bad spec gets HTTP 400 naming its field (never an unsteered reply)."""
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 
 import steerlens as sl
-from tests.vllm.helpers import direction
+from tests.vllm.helpers import cut, direction, reference
 
 QUESTION = "How do I bake bread?"
 N_NEW = 10
+EOS = 2  # SmolLM2's <|im_end|>
 
 
 def free_port() -> int:
@@ -68,7 +70,8 @@ def client(vector_file, tmp_path_factory):
                 break
             except openai.APIConnectionError:
                 if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"steerlens serve did not start:\n{log.read_text()[-3000:]}")
+                    tail = log.read_text()[-3000:]
+                    raise RuntimeError(f"steerlens serve did not start:\n{tail}") from None
                 time.sleep(2)
         yield api, name
     finally:
@@ -77,6 +80,7 @@ def client(vector_file, tmp_path_factory):
 
 
 def ask(client, steer=None, **extra):
+    """The reply's token ids (vLLM's ``return_token_ids``), cut at end-of-sequence."""
     api, name = client
     body = {} if steer is None else {"steerlens": steer}
     reply = api.chat.completions.create(
@@ -84,9 +88,9 @@ def ask(client, steer=None, **extra):
         messages=[{"role": "user", "content": QUESTION}],
         max_tokens=N_NEW,
         temperature=0.0,
-        extra_body={**body, **extra},
+        extra_body={**body, "return_token_ids": True, **extra},
     )
-    return reply.choices[0].message.content
+    return cut(reply.choices[0].model_extra["token_ids"], EOS)
 
 
 def test_steered_and_unsteered_replies(client, default_model, vector_file):
@@ -105,9 +109,8 @@ def test_steered_and_unsteered_replies(client, default_model, vector_file):
         sl.add(vec, 8.0, positions="generated", layers=[8]),
         sl.clamp(vec, 2.0, layers=[12], positions="instruction"),
     ]
-    with sl.steer(default_model, *steered):
-        expected = sl.generate(default_model, QUESTION, max_new_tokens=N_NEW)
-    plain = sl.generate(default_model, QUESTION, max_new_tokens=N_NEW)
+    expected = reference(default_model, [QUESTION], steered, N_NEW)[0]
+    plain = reference(default_model, [QUESTION], [], N_NEW)[0]
     assert expected != plain
     assert ask(client, spec) == expected
     assert ask(client) == plain  # after a steered request with the same prompt
