@@ -89,7 +89,7 @@ def _prompt_ids(model: EngineModel, body: dict[str, Any]) -> list[int]:
 
 def _check_positions(model: EngineModel, entries: list[Any], body: dict[str, Any]) -> None:
     """Rules checked against the prompt, as ``sl.vllm.generate`` checks them."""
-    if payload.prompt_free(entries):
+    if all(entry.positions.kind == "all" for entry in entries):
         return
     try:
         ids = _prompt_ids(model, body)
