@@ -42,23 +42,24 @@ def resolve(llm: Any, encoded: list[list[int]], lists: list[list[Any]]) -> list[
         if not pending:
             break
         passes = [_reading_list(lists[row], decided[row], at) for row, at in pending]
-        reads = run_reads(llm, [encoded[row] for row, _ in pending], passes)
-        for (row, at), found in zip(pending, reads, strict=True):
-            decided[row][at] = _meets(lists[row][at], found[at])
+        reads = run_reads(llm, [encoded[row] for row, _ in pending], [p for p, _ in passes])
+        for (row, at), found, (_, read_at) in zip(pending, reads, passes, strict=True):
+            decided[row][at] = _meets(lists[row][at], found[read_at])
     return [_decided(entries, choice) for entries, choice in zip(lists, decided, strict=True)]
 
 
-def _reading_list(entries: list[Any], decided: dict[int, bool], at: int) -> list[Any]:
-    """The row's list with condition ``at`` read in its place."""
-    out = []
+def _reading_list(entries: list[Any], decided: dict[int, bool], at: int) -> tuple[list[Any], int]:
+    """The row's list with condition ``at`` read in its place, and the read's index."""
+    out, read_at = [], -1
     for i, entry in enumerate(entries):
         if i == at:
+            read_at = len(out)
             out.append(Read(entry.layer, entry.site, PositionRule("prompt"), "rows"))
         elif not isinstance(entry, Conditional):
             out.append(entry)
         elif decided.get(i):
             out.append(entry.intervention)
-    return out
+    return out, read_at
 
 
 def _meets(conditional: Conditional, rows: torch.Tensor) -> bool:

@@ -14,6 +14,7 @@ leaving a request silently unsteered (``sl.vllm.generate`` validates every list 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,16 +26,29 @@ from .reads import Read, ReadStore
 from .step import Group, StepPlanner
 
 
+@dataclass(frozen=True)
+class Action:
+    """One entry at one (layer, site) of a step: its flat token rows, and for a read the
+    request tag and absolute position of each row."""
+
+    entry: Any
+    layer: int
+    index: Int[Tensor, " rows"]
+    order: int
+    tags: list[str | None] | None = None
+    positions: Int[Tensor, " rows"] | None = None
+
+
 class Steering:
     """One worker's hooks and the current step's plan."""
 
     def __init__(self, runner: Any, architecture: str) -> None:
         self.reads = ReadStore()
         self._planner = StepPlanner(runner, runner.model_config.tokenizer)
-        self._plan: dict[tuple[int, str], list[tuple[Any, int, Tensor, list[Any]]]] = {}
+        self._plan: dict[tuple[int, str], list[Action]] = {}
         model = runner.get_model()
-        self._handles = [residual.before_forward(model, self._new_step)]
-        self._handles += residual.install(
+        residual.before_forward(model, self._new_step)
+        residual.install(
             residual.decoder_layers(model),
             residual.MID_NORM[architecture],
             self._edit,
@@ -51,41 +65,37 @@ class Steering:
         real = where.absolute >= 0
         in_prompt = where.absolute < where.prompt_len[:, None]
         for order, entry in enumerate(group.entries):
-            selected = entry.positions.select(where) & real
-            if isinstance(entry, Read):
-                selected = selected & in_prompt
+            reads = isinstance(entry, Read)
+            selected = entry.positions.select(where) & (real & in_prompt if reads else real)
             if not bool(selected.any()):
                 continue
             rows, cols = selected.nonzero(as_tuple=True)
             index = group.index[rows, cols]
-            readers = []
-            if isinstance(entry, Read):
-                tags = [group.tags[r] for r in rows.tolist()]
-                readers = [order, tags, where.absolute[rows, cols]]
+            tags = [group.tags[r] for r in rows.tolist()] if reads else None
+            positions = where.absolute[rows, cols] if reads else None
             for layer in entry.layers:
-                self._plan.setdefault((layer, entry.site), []).append(
-                    (entry, layer, index, readers)
-                )
+                action = Action(entry, layer, index, order, tags, positions)
+                self._plan.setdefault((layer, entry.site), []).append(action)
 
     def _edit(self, layer: int, site: str, stream: Tensor) -> Tensor | None:
         touched = []
-        for entry, at, index, readers in self._plan[(layer, site)]:
-            rows = stream.index_select(0, index)
-            if readers:
-                self._record(entry, rows, *readers)
+        for action in self._plan[(layer, site)]:
+            rows = stream.index_select(0, action.index)
+            if action.tags is not None:
+                self._record(action, rows)
                 continue
-            stream.index_copy_(0, index, entry.apply(rows, at))
-            touched.append(index)
+            stream.index_copy_(0, action.index, action.entry.apply(rows, action.layer))
+            touched.append(action.index)
         if not touched:
             return None
         return touched[0] if len(touched) == 1 else torch.cat(touched).unique()
 
-    def _record(
-        self, entry: Read, rows: Tensor, order: int, tags: list[str | None], positions: Tensor
-    ) -> None:
-        for tag in sorted({t for t in tags if t is not None}):
-            mine = torch.tensor([t == tag for t in tags])
-            self.reads.add(tag, order, entry.reduce, rows[mine], positions[mine])
+    def _record(self, action: Action, rows: Tensor) -> None:
+        for tag in sorted({t for t in action.tags if t is not None}):
+            mine = torch.tensor([t == tag for t in action.tags])
+            self.reads.add(
+                tag, action.order, action.entry.reduce, rows[mine], action.positions[mine]
+            )
 
 
 class SteerlensWorker:

@@ -120,6 +120,23 @@ def test_when_decides_per_row(engine, default_model, directions):
     assert 0 < met < 3
 
 
+def test_two_conditions_are_read_in_forward_order(engine, default_model, directions):
+    """The second condition is read first (layer 6); the first (layer 12) sees its edit."""
+    late = sl.when(
+        directions["other12"],
+        0.0,
+        sl.add(directions["random"], 10.0, layers=[16]),
+        layer=12,
+        comparator="<",
+    )
+    early = sl.when(
+        directions["mean4"], -1e9, sl.add(directions["mean12"], -1.0, layers=[8]), layer=6
+    )
+    lists = [[late, early]] * 3
+    expected = reference(default_model, PROMPTS, [late, early], N_NEW)
+    assert engine_tokens(engine, PROMPTS, lists, N_NEW) == expected
+
+
 def test_unsteered_equals_plain_vllm_and_sl_generate(engine, default_model):
     from vllm import SamplingParams
 
