@@ -98,18 +98,19 @@ def check_engine_options(options: dict[str, Any]) -> None:
         )
 
 
-def cpu_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    """On the CPU, vLLM reserves ``gpu_memory_utilization`` (0.92) of the machine's memory
-    for its KV cache and refuses to start when other processes use more: unless told
-    otherwise, steerlens asks for a fixed ``CPU_KV_CACHE`` bytes instead."""
+def fixed_cpu_kv_cache(given: set[str]) -> bool:
+    """Whether to ask for ``CPU_KV_CACHE`` bytes of KV cache: on the CPU vLLM reserves
+    ``gpu_memory_utilization`` (0.92) of the machine's memory and refuses to start when other
+    processes use more, so unless ``given`` names a KV-cache option (or
+    ``VLLM_CPU_KVCACHE_SPACE`` is set), steerlens asks for a fixed size instead."""
     from vllm.platforms import current_platform
 
-    chosen = ("kv_cache_memory_bytes", "gpu_memory_utilization")
-    if not current_platform.is_cpu() or any(name in options for name in chosen):
-        return options
-    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        return options
-    return {"kv_cache_memory_bytes": CPU_KV_CACHE, **options}
+    chosen = {"kv_cache_memory_bytes", "gpu_memory_utilization"}
+    return (
+        current_platform.is_cpu()
+        and not chosen & given
+        and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    )
 
 
 def load(model: str | Path | None = None, **engine_kwargs: Any) -> Any:
@@ -136,7 +137,9 @@ def load(model: str | Path | None = None, **engine_kwargs: Any) -> Any:
     from transformers import AutoTokenizer
     from vllm import LLM
 
-    options = {"dtype": "float32", "tokenizer": folder, **cpu_defaults(engine_kwargs)}
+    options = {"dtype": "float32", "tokenizer": folder, **engine_kwargs}
+    if fixed_cpu_kv_cache(set(engine_kwargs)):
+        options["kv_cache_memory_bytes"] = CPU_KV_CACHE
     llm = LLM(model=folder, enforce_eager=True, worker_extension_cls=WORKER_EXTENSION, **options)
     llm.collective_rpc("steerlens_install", args=(found,))
     cfg = EngineConfig(

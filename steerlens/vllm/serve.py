@@ -24,7 +24,15 @@ from ..core.errors import SteerlensError
 from ..core.tokens import encode
 from ..core.vector import SteeringVector
 from . import payload
-from .engine import WORKER_EXTENSION, EngineConfig, EngineModel, architecture, model_folder
+from .engine import (
+    CPU_KV_CACHE,
+    WORKER_EXTENSION,
+    EngineConfig,
+    EngineModel,
+    architecture,
+    fixed_cpu_kv_cache,
+    model_folder,
+)
 from .requests import check_entry, check_rules
 from .spec import SpecError, parse
 
@@ -230,6 +238,9 @@ def main(argv: list[str]) -> None:
     args = make_arg_parser(FlexibleArgumentParser()).parse_args(["--model", folder, *rest])
     if args.worker_extension_cls or getattr(args, "speculative_config", None):
         raise SteerlensError("serve: worker extensions and speculative decoding cannot steer")
+    given = {arg.lstrip("-").split("=")[0].replace("-", "_") for arg in rest}
+    if fixed_cpu_kv_cache(given):
+        args.kv_cache_memory_bytes = CPU_KV_CACHE
     args.enforce_eager = True
     args.worker_extension_cls = WORKER_EXTENSION
     args.middleware = [*args.middleware, "steerlens.vllm.serve.SteerlensMiddleware"]
