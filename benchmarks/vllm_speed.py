@@ -3,8 +3,9 @@
 Run in the vLLM environment (``make bench`` does: ``.venv-vllm/bin/python
 benchmarks/vllm_speed.py``); writes ``results/vllm.json`` and ``results/vllm.md``.
 
-- steered vs unsteered vLLM: 32 prompts x 64 greedy tokens on the default model, the same
-  engine and sitting, alternating repeats (prefix caching off, so every repeat computes);
+- steered vs unsteered vLLM: 32 prompts x 64 greedy tokens on the default model (every arm
+  exactly 2048 tokens: end-of-sequence ignored), the same engine and sitting, alternating
+  repeats (prefix caching off, so every repeat computes);
   steered = one ``sl.add`` at one layer for every prompt, and one list per prompt (32
   different vectors in one batch);
 - vLLM (steered) vs ``sl.generate`` under ``sl.steer`` (one left-padded batch) at the same
@@ -24,12 +25,6 @@ import torch
 from common import D_MODEL, HERE, REQUESTS, machine, texts, timed
 
 
-def until_eos(row, eos: int) -> int:
-    """Tokens generated up to and including the first end-of-sequence token."""
-    ids = [int(i) for i in row]
-    return ids.index(eos) + 1 if eos in ids else len(ids)
-
-
 def alternate(fns: dict, repeats: int) -> dict[str, list[float]]:
     """Each fn once as warm-up, then ``repeats`` rounds in turn; seconds per round."""
     for fn in fns.values():
@@ -42,59 +37,56 @@ def alternate(fns: dict, repeats: int) -> dict[str, list[float]]:
 
 
 def bench_generation(llm, model, n_prompts: int, n_new: int, repeats: int) -> dict:
+    """Every arm generates exactly ``n_prompts x n_new`` tokens (end-of-sequence ignored),
+    so a steered reply that would stop early does not change the count."""
+    from vllm import SamplingParams
+
     import steerlens as sl
     from steerlens.core.tokens import encode
     from steerlens.steering.generation import _new_tokens, prompt_texts
-    from steerlens.vllm.generation import new_tokens
+    from steerlens.vllm.requests import engine_requests, per_prompt
 
     prompts = [REQUESTS[i % len(REQUESTS)] + f" ({i})" for i in range(n_prompts)]
+    encoded = [encode(model, t, "prompt") for t in prompt_texts(model, prompts, True, False)]
     gen = torch.Generator().manual_seed(0)
     vecs = [torch.randn(D_MODEL, generator=gen) for _ in range(n_prompts)]
     one = sl.add(vecs[0] / vecs[0].norm(), 4.0, layers=[12])
     each = [[sl.add(v / v.norm(), 4.0, layers=[12])] for v in vecs]
-    counts: dict[str, int] = {}
+    params = SamplingParams(max_tokens=n_new, temperature=0.0, ignore_eos=True)
+    n_tokens = n_prompts * n_new
 
-    def run(name, lists):
-        def fn():
-            got = new_tokens(llm, prompts, lists, max_new_tokens=n_new)
-            counts[name] = sum(until_eos(row, model.tokenizer.eos_token_id) for row in got)
+    def run(lists):
+        requests = engine_requests(per_prompt(lists, n_prompts), encoded, params)
+        return lambda: llm.generate(*requests, use_tqdm=False)
 
-        return fn
-
-    fns = {
-        "unsteered": run("unsteered", None),
-        "steered": run("steered", [one]),
-        "per_request": run("per_request", each),
-    }
+    fns = {"unsteered": run(None), "steered": run([one]), "per_request": run(each)}
     seconds = alternate(fns, repeats)
-    rates = {name: counts[name] / statistics.median(s) for name, s in seconds.items()}
-
-    encoded = [encode(model, t, "prompt") for t in prompt_texts(model, prompts, True, False)]
+    rates = {name: n_tokens / statistics.median(s) for name, s in seconds.items()}
     options = dict(
         max_new_tokens=n_new,
         do_sample=False,
         use_past_kv_cache=True,
+        stop_at_eos=False,
         verbose=False,
         return_type="tokens",
     )
 
     def reference():
         with sl.steer(model, one):
-            rows = _new_tokens(model, encoded, options)
-        counts["sl.generate"] = sum(until_eos(row, model.tokenizer.eos_token_id) for row in rows)
+            _new_tokens(model, encoded, options)
 
     ref_seconds = timed(reference, 1 if repeats < 3 else 2)
-    ref_tokens = counts["sl.generate"]
+    ref_rate = n_tokens / statistics.median(ref_seconds)
     return {
         "n_prompts": n_prompts,
         "max_new_tokens": n_new,
         "tokens_per_s": rates,
         "steered_vs_unsteered": rates["steered"] / rates["unsteered"],
         "per_request_vs_unsteered": rates["per_request"] / rates["unsteered"],
-        "sl_generate_tokens_per_s": ref_tokens / statistics.median(ref_seconds),
-        "vllm_steered_vs_sl_generate": rates["steered"]
-        / (ref_tokens / statistics.median(ref_seconds)),
-        "seconds": seconds,
+        "sl_generate_tokens_per_s": ref_rate,
+        "vllm_steered_vs_sl_generate": rates["steered"] / ref_rate,
+        "torch_threads": torch.get_num_threads(),
+        "seconds": {**seconds, "sl.generate": ref_seconds},
     }
 
 

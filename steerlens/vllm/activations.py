@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..core.basis import all_centred
 from ..core.errors import SteerlensError
 from ..core.hookpoints import check_site, normalise_layers
 from ..core.positions import PositionRule, position_rule
@@ -111,6 +112,11 @@ def project(
     if vector.d_model != model.cfg.d_model:
         raise SteerlensError(
             f"vector: d_model {vector.d_model} does not match the model's {model.cfg.d_model}"
+        )
+    if vector.basis != "plain" and not all_centred(vector.directions.values()):
+        raise SteerlensError(
+            f"vector: read in the {vector.basis!r} residual basis; projecting vLLM's plain "
+            "residual on it is exact only for zero-mean directions (core.basis)"
         )
     acts = collect_activations(
         llm, texts, vector.layers, position=position, site=vector.site if site is None else site

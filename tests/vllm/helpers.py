@@ -54,6 +54,21 @@ def engine_tokens(llm, prompts, lists, max_new_tokens: int) -> list[list[int]]:
     return [cut(row, eos) for row in got]
 
 
+class Scale(sl.steering.Intervention):
+    """DESIGN §12's user kind, as a notebook defines it: its module is ``__main__``, so
+    steerlens sends it to the engine process by value, never by an import the engine
+    could not do."""
+
+    __module__ = "__main__"
+
+    def __init__(self, d, f, **where):
+        super().__init__(**where)
+        self.d, self.f = d, f
+
+    def edit(self, x, layer):
+        return x + (self.f - 1) * (x @ self.d)[..., None] * self.d
+
+
 def direction(d_model: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(d_model, generator=generator)

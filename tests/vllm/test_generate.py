@@ -1,7 +1,9 @@
 """``sl.vllm.generate`` on the default model equals ``sl.generate`` under ``sl.steer``,
-token for token (float32, greedy), in one mixed continuous batch: every kind, position rule
-and residual site, steered, differently steered and unsteered rows together, prompts split
-into prefill chunks, preempted and recomputed, and served from the prefix cache."""
+token for token (float32, greedy), in one mixed continuous batch: every kind (add, also
+norm-preserving, ablate rank 1 and 2, clamp, rotate, a notebook-defined ``Scale``), every
+position rule and residual site, steered, differently steered and unsteered rows together,
+prompts split into prefill chunks, preempted and recomputed, and served from the prefix
+cache."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 
 import steerlens as sl
 from steerlens.core.errors import SteerlensTypeError
-from tests.vllm.helpers import direction, engine_tokens, grouped_reference, reference
+from tests.vllm.helpers import Scale, direction, engine_tokens, grouped_reference, reference
 
 #: A system prompt long enough that the prompts share two full 32-token KV blocks.
 SYSTEM = (
@@ -69,6 +71,25 @@ def cases(d) -> dict[str, list]:
         ],
         "add last prompt token pre": [
             sl.add(d["random"], 30.0, layers=[6], site="resid_pre", positions=[-1])
+        ],
+        "norm-preserving add all post": [
+            sl.add(d["random"], 20.0, preserve_norm=True, layers=[10], site="resid_post")
+        ],
+        "rotate generated pre": [
+            sl.steering.rotate(d["mean12"], 60.0, layers=[12], positions="generated")
+        ],
+        "rotate in a fixed plane, instruction mid": [
+            sl.steering.rotate(
+                d["mean12"],
+                120.0,
+                plane=d["other12"],
+                layers=[12],
+                site="resid_mid",
+                positions="instruction",
+            )
+        ],
+        "user kind (Scale) all post": [
+            Scale(d["mean12"] / d["mean12"].norm(), -2.0, layers=[12], site="resid_post")
         ],
         "two in order": [
             sl.add(d["mean12"], 2.0, layers=[12], positions="generated"),
