@@ -114,11 +114,21 @@ def test_mixed_batch_equals_sl_generate(engine, default_model, directions):
     assert again == expected
 
 
-def test_preemption_happened(engine):
-    """The default engine's small KV cache preempted requests during these tests."""
-    engine_tokens(engine, PROMPTS * 6, [[]] * 18, 60)
-    found = {m.name: m for m in engine.get_metrics()}
-    assert found["vllm:num_preemptions"].value > 0
+def preemptions(engine) -> float:
+    return next(m.value for m in engine.get_metrics() if m.name == "vllm:num_preemptions")
+
+
+def test_preempted_requests_keep_their_positions(engine, default_model, directions):
+    """18 requests x 60 tokens overflow the 12-block KV cache: vLLM preempts requests and
+    recomputes them from position 0, and they are steered exactly as before."""
+    steer = [
+        sl.add(directions["random"], 10.0, layers=[8], positions="generated"),
+        sl.clamp(directions["mean12"], 0.0, layers=[12], positions=[-1]),
+    ]
+    before = preemptions(engine)
+    got = engine_tokens(engine, PROMPTS * 6, [steer] * 18, 60)
+    assert preemptions(engine) > before
+    assert got == reference(default_model, PROMPTS, steer, 60) * 6
 
 
 def test_when_decides_per_row(engine, default_model, directions):
