@@ -1,7 +1,7 @@
 """Sweeps over prompts that open alike: the shared opening runs once per coefficient.
 
-Few-shot prompts share most of their tokens (on SmolLM2, the first 87 of the about 104
-tokens of the tradeoff's question prompts). When every token is steered, the opening's
+Few-shot prompts share most of their tokens (docs/results.md measures how many on the
+report's questions, and what sharing saves). When every token is steered, the opening's
 activations under a coefficient ``r`` are the same in every prompt, so the opening runs once
 per coefficient (one row each, its keys and values kept in the Hugging Face KV cache) and
 each prompt runs only its own tokens after it, right-padded. Per coefficient that costs
@@ -29,8 +29,7 @@ from ..core.positions import PositionRule
 from ..steering.cache_keyword import cache_keyword_shim, quiet_cache_deprecation
 
 #: sharing must save this share of the replay's token-blocks to be taken: the opening's
-#: one-row passes and the cache copies cost more per token (on SmolLM2's 20 refusal prompts
-#: an estimate of 0.96 of the replay ran 22 s against 19 s)
+#: one-row passes and the cache copies cost more per token (docs/results.md)
 PAYS_OFF = 0.75
 
 

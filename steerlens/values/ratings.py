@@ -51,7 +51,7 @@ class RatingPrompt:
         chat: apply the chat template (``False``: ``question + answer_prefix`` as raw text).
 
     Example:
-        >>> sl.RatingPrompt("Is this polite or rude?\\n\\n{text}", "It is", " polite", " rude")
+        >>> sl.values.RatingPrompt("Polite or rude?\\n\\n{text}", "It is", " polite", " rude")
     """
 
     question: str
@@ -223,9 +223,9 @@ def value_ratings(
         (in ``[-1, 1]``, +1 = the good end) and ``mass``.
 
     Example:
-        >>> ratings = sl.value_ratings(model)
+        >>> ratings = sl.values.value_ratings(model, max_frames=4)   # 4 of 48 scenarios per set
         >>> with sl.steer(model, sl.ablate(moral_vector)):
-        ...     ablated = sl.value_ratings(model)
+        ...     ablated = sl.values.value_ratings(model, max_frames=4)
     """
     check_model(model)
     dimensions = check_dimensions(dimensions)
