@@ -42,8 +42,8 @@ def test_the_opening_is_shared_for_these_prompts(tiny_model):
     assert opening_length([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps a token of its own
 
 
-@pytest.mark.parametrize("max_rows", [1, 3, 64])
-def test_shared_sweep_matches_naive_loop(tiny_model, max_rows):
+def test_shared_sweep_matches_naive_loop(tiny_model, max_rows=3):
+    """(Rows per pass from 1 to 64: tests/steering/test_sweep.py.)"""
     vec = sl.SteeringVector({1: 3.0 * unit(tiny_model, 0)})
     coeffs = [-2.0, 0.5, 3.0, 0.0]
     res = sl.tradeoff.sweep(tiny_model, vec, coeffs, PROMPTS, max_rows=max_rows)

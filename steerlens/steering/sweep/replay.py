@@ -112,7 +112,7 @@ class SuffixReplay:
         batches = padded_batches(self.model, sequences, plan.batch_size)
         passes = sum(math.ceil(len(self.runs) / self._per_pass(b)) for b in batches)
         show = plan.progress if plan.progress is not None else passes > 1
-        steered: list[Tensor] = [None] * len(plan.variants)
+        steered: list[Tensor | None] = [None] * len(plan.variants)
         base: Tensor | None = None
         skip = (self.first, "resid_pre")
         with (
