@@ -11,6 +11,7 @@ means replacing that term by ``f(x + t) - x``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,19 +35,39 @@ def decoder_layers(hf_model: Any) -> Any:
     return base.layers if hasattr(base, "layers") else base.h
 
 
-def edit_fn(kind: str, direction: Tensor, amount: float) -> Callable[[Tensor], Tensor]:
-    """``x -> x'`` in float32, cast back to ``x``'s dtype (closed forms of add/ablate/clamp)."""
+def edit_fn(
+    kind: str, direction: Tensor, amount: float, plane: Tensor | None = None
+) -> Callable[[Tensor], Tensor]:
+    """``x -> x'`` in float32, cast back to ``x``'s dtype: the closed forms of DESIGN §12
+    (``amount``: add's coefficient, clamp's value, rotate's degrees, scale's factor)."""
     unit = direction.float() / direction.float().norm()
 
     def edit(x: Tensor) -> Tensor:
         y = x.float()
         d, u = direction.to(x.device).float(), unit.to(x.device)
+        along = (y @ u)[..., None]
         if kind == "add":
             out = y + amount * d
-        else:
-            out = y - (y @ u)[..., None] * u
-            if kind == "clamp":
-                out = out + amount * u
+        elif kind == "add_norm":
+            moved = y + amount * d
+            out = moved * y.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True)
+        elif kind in ("ablate", "clamp"):
+            out = y - along * u + (amount * u if kind == "clamp" else 0)
+        elif kind == "scale":
+            out = y + (amount - 1) * along * u
+        else:  # rotate, in each residual's own plane or in span(u, plane)
+            theta = math.radians(amount)
+            if plane is None:
+                b = y - along * u  # no component off u (e.g. a zero residual): no plane, b = 0
+                norm = b.norm(dim=-1, keepdim=True)
+                b = torch.where(norm > 0, b / norm.where(norm > 0, 1.0), 0.0)
+                inside = y
+            else:
+                b = plane.to(x.device).float() - (plane.to(x.device).float() @ u) * u
+                b = b / b.norm()
+                inside = along * u + (y @ b)[..., None] * b
+            radius = inside.norm(dim=-1, keepdim=True)
+            out = y - inside + radius * (math.cos(theta) * u + math.sin(theta) * b)
         return out.to(x.dtype)
 
     return edit

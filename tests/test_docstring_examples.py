@@ -98,6 +98,7 @@ def namespace(tokenizer, one_thread):
         "refusal": vec,
         "cond_vec": sl.mean_difference(model, harmful[:6], harmless[:6], layers=[8]),
         "moral_vector": sl.SteeringVector({12: torch.randn(64)}),
+        "u": torch.nn.functional.normalize(torch.randn(64), dim=0),
         "text": text,
         "texts": prompts,
         "prompts": prompts,

@@ -37,7 +37,6 @@ from .forward import is_bridge
 from .validate import check_choice
 
 BASES = ("plain", "centred")
-USES = ("add", "ablate", "clamp", "project")
 #: |mean component| / |direction| below which a direction counts as centred
 CENTRED_TOLERANCE = 1e-4
 #: max over embedding rows of |row mean| / row RMS below which the writing weights are centred
@@ -66,22 +65,30 @@ def is_centred(direction: Tensor) -> bool:
     return bool(mean_part.abs() <= CENTRED_TOLERANCE * direction.norm())
 
 
-def check_basis(basis: str, model: Any, directions: Iterable[Tensor], use: str) -> None:
-    """Raise unless directions read in ``basis`` apply exactly to ``model`` for ``use``
-    (``"add"``, ``"ablate"``, ``"clamp"`` or ``"project"``); see the module docstring."""
-    check_choice("use", use, USES)
-    target = residual_basis(model)
-    if basis == target or use == "add":
+def all_centred(directions: Iterable[Tensor]) -> bool:
+    """Whether every direction has zero mean over ``d_model`` (so projecting on it is the
+    same in both bases)."""
+    return all(is_centred(direction) for direction in directions)
+
+
+def check_basis(basis: str | None, model: Any, *, exact_across_bases: bool, what: str) -> None:
+    """Raise unless ``what`` (an edit or a reading), built from directions read in ``basis``,
+    applies exactly to ``model``: the model's residual is in that basis, the caller knows its
+    ``what`` is the same in both (``exact_across_bases``), or ``basis`` is ``None`` (not tied
+    to a basis). See the module docstring."""
+    if basis is None:
         return
-    if all(is_centred(direction) for direction in directions):
+    check_choice("basis", basis, BASES)
+    target = residual_basis(model)
+    if basis == target or exact_across_bases:
         return
     raise SteerlensError(
         f"vector: read in the {basis!r} residual basis, but this model's residual stream is "
-        f"{target!r} ({_why(target)}). To {use} with it exactly a direction must have zero "
-        "mean over d_model, and this one does not: the centred residual has lost its mean, "
-        "so the projection cannot be converted. Read the vector on this model (e.g. "
-        "sl.mean_difference(model, ...)), or load both models the same way "
-        "(sl.load_model(..., compatibility_mode=...)). Adding a vector works across bases."
+        f"{target!r} ({_why(target)}). {what} depends on the residual's mean over d_model, "
+        "which the centred residual has lost, so it cannot be converted. Exact across bases "
+        "are: adding a vector, and ablating, clamping or projecting on zero-mean directions. "
+        "Read the vector on this model (e.g. sl.mean_difference(model, ...)), or load both "
+        "models the same way (sl.load_model(..., compatibility_mode=...))."
     )
 
 

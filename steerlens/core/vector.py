@@ -14,7 +14,7 @@ from torch import Tensor
 
 from . import control_vectors as gguf
 from . import vector_file
-from .basis import BASES, check_basis
+from .basis import BASES, all_centred, check_basis
 from .errors import SteerlensError, SteerlensTypeError
 from .hookpoints import check_d_model, check_site, hook_name, layer_list, normalise_layer
 from .linalg import unit
@@ -203,14 +203,16 @@ class SteeringVector:
             for layer in shared
         }
 
-    def check_model(self, model: Any, use: str = "project") -> None:
-        """Raise unless the vector fits ``model`` (d_model, layer range, and its residual
-        basis for ``use``: ``"add"``, ``"ablate"``, ``"clamp"`` or ``"project"``)."""
+    def check_model(self, model: Any, *, additive: bool = False) -> None:
+        """Raise unless the vector fits ``model``: d_model, layer range, and its residual
+        basis (``core.basis``) for projecting on it, or for adding it if ``additive``."""
         check_model(model)
         check_d_model("vector", self.d_model, model)
         for layer in self.layers:
             normalise_layer(model, layer)
-        check_basis(self.basis, model, self.directions.values(), use)
+        exact = additive or all_centred(self.directions.values())
+        what = "Projecting on it (ablate, clamp, project)"
+        check_basis(self.basis, model, exact_across_bases=exact, what=what)
 
     def select(self, layers: Any) -> SteeringVector:
         """The same vector on a subset of its layers (``None``: all of them)."""
@@ -252,7 +254,7 @@ class SteeringVector:
                 f"path: {os.fspath(path)!r} holds an invalid vector: {error}"
             ) from error
         if model is not None:
-            vector.check_model(model, "add")
+            vector.check_model(model, additive=True)
         return vector
 
     # --- llama.cpp interop --------------------------------------------------------------

@@ -124,7 +124,7 @@ def calibrate(
     check_model(model)
     check_bool("progress", progress, none=True)
     vector = as_vector(vector, layers, site).select(layers)
-    vector.check_model(model, "add")
+    vector.check_model(model, additive=True)
     kl, texts, quantile, steps, rtol, start = _checked(
         vector, kl, texts, quantile, steps, rtol, start
     )

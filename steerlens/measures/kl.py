@@ -17,7 +17,7 @@ from ..core.tokens import encode
 from ..core.types import HookedModel
 from ..core.validate import check_bool, check_instance, check_model, check_text, check_texts
 from ..steering.context import check_fits, steer
-from ..steering.interventions import Intervention
+from ..steering.interventions import EXPECTED, Intervention
 
 
 def neutral_texts() -> list[str]:
@@ -28,14 +28,12 @@ def neutral_texts() -> list[str]:
 
 def check_named_interventions(model: HookedModel, interventions: object) -> None:
     """A non-empty dict name -> intervention, each fitting ``model``."""
-    check_instance("interventions", interventions, Mapping, "a dict name -> sl.add/ablate/clamp")
+    check_instance("interventions", interventions, Mapping, "a dict name -> Intervention")
     if not interventions:
         raise SteerlensError("interventions: expected at least one, got an empty dict")
     for name, intervention in interventions.items():
         check_text("interventions key", name)
-        check_instance(
-            f"interventions[{name!r}]", intervention, Intervention, "an sl.add/ablate/clamp result"
-        )
+        check_instance(f"interventions[{name!r}]", intervention, Intervention, EXPECTED)
         check_fits(model, intervention)
 
 

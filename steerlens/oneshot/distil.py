@@ -104,7 +104,7 @@ def reentrant(
     check_model(model)
     config = resolve(settings, options, exclude=("coldness",))
     first_layer, first, first_vec = _first(first_vector)
-    first_vec.check_model(model, "add")
+    first_vec.check_model(model, additive=True)
     later = _later_layer(model, later_layer, first_layer)
     check_choice("over", over, OVER)
     prompts = check_texts("prompt", prompt, single=True)

@@ -1,8 +1,10 @@
 """Steering: interventions on the residual stream, and reading it, on any TransformerLens model.
 
-``add`` / ``ablate`` / ``clamp`` describe an edit; ``steer`` hooks edits into a model for a
-``with`` block (forward passes, cached runs, generation); ``collect_activations`` and
-``project`` read the residual stream; ``next_token_logits`` and ``generate`` read outputs.
+``Intervention`` objects describe an edit (``add``, ``ablate``, ``clamp``, ``rotate``, or a
+subclass of your own); ``steer`` hooks them into a model for a ``with`` block (forward
+passes, cached runs, generation; ``trace=True`` records where they edited);
+``collect_activations`` and ``project`` read the residual stream; ``next_token_logits``
+and ``generate`` read outputs.
 """
 
 from .activations import collect_activations as collect_activations
@@ -18,8 +20,10 @@ from .interventions import Intervention as Intervention
 from .interventions import ablate as ablate
 from .interventions import add as add
 from .interventions import clamp as clamp
+from .interventions import rotate as rotate
 from .nonfinite import SteeringNonFiniteWarning as SteeringNonFiniteWarning
 from .readout import next_token_logits as next_token_logits
+from .trace import SteeringTrace as SteeringTrace
 from .weights import orthogonalize_weights as orthogonalize_weights
 from .weights import save_model as save_model
 
@@ -29,6 +33,7 @@ __all__ = [
     "Intervention",
     "SteeringConflictWarning",
     "SteeringNonFiniteWarning",
+    "SteeringTrace",
     "ablate",
     "add",
     "clamp",
@@ -38,6 +43,7 @@ __all__ = [
     "next_token_logits",
     "orthogonalize_weights",
     "project",
+    "rotate",
     "save_model",
     "steer",
     "when",

@@ -26,7 +26,7 @@ from ..core.positions import Positions
 from ..core.tracker import PositionTracker
 from ..core.validate import check_choice, check_instance, check_number
 from ..core.vector import SteeringVector, single_layer
-from .interventions import Intervention
+from .interventions import EXPECTED, Intervention
 
 COMPARATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 REDUCTIONS = ("mean", "last", "max")
@@ -80,7 +80,7 @@ def when(
         condition: the condition direction: a ``SteeringVector`` (read at its site), or a
             ``[d_model]`` tensor together with ``layer``.
         threshold: compared with the prompt's projection ``x . u`` on the unit direction.
-        intervention: an ``sl.add`` / ``sl.ablate`` / ``sl.clamp`` result; its layers must
+        intervention: any ``Intervention`` (``sl.add``, ``sl.ablate``, ...); its layers must
             come at or after the condition layer (the condition is read first).
         layer: where to read (default: the condition vector's only layer).
         comparator: ``">"``, ``">="``, ``"<"`` or ``"<="`` (``projection > threshold``).
@@ -90,7 +90,7 @@ def when(
         >>> with sl.steer(model, sl.when(cond_vec, 0.5, sl.add(vec, 4.0))):
         ...     replies = sl.generate(model, requests, max_new_tokens=30)
     """
-    check_instance("intervention", intervention, Intervention, "an sl.add/ablate/clamp result")
+    check_instance("intervention", intervention, Intervention, EXPECTED)
     threshold = check_number("threshold", threshold)
     check_choice("comparator", comparator, tuple(COMPARATORS))
     check_choice("reduce", reduce, REDUCTIONS)

@@ -10,8 +10,9 @@ the keyword it reads, so the model's own ``generate`` is right under transformer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import torch
@@ -22,32 +23,41 @@ from ..core.errors import SteerlensError
 from ..core.hookpoints import attached, d_model, edit_hooks, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
-from ..core.validate import check_model
+from ..core.validate import check_bool, check_model
 from .cache_keyword import cache_keyword_shim
 from .conditional import Conditional, RowGate
 from .conflicts import check_interventions, warn_conflicts
 from .interventions import Intervention
 from .nonfinite import NonFiniteWatch, watching
+from .trace import SteeringTrace
 
 
 def check_fits(model: Any, intervention: Intervention) -> None:
-    """Raise unless every layer/site exists and the directions fit ``d_model`` and the
-    model's residual basis (``core.basis``)."""
+    """Raise unless every layer/site exists and the intervention fits ``d_model`` and the
+    model's residual basis (``core.basis``), as far as it says."""
     for layer in intervention.layers:
         hook_point(model, layer, intervention.site)
-    if intervention.d_model != d_model(model):
-        raise SteerlensError(
-            f"vector: d_model {intervention.d_model} does not match the model's {d_model(model)}"
-        )
-    rows = [row for basis in intervention.bases.values() for row in basis]
-    check_basis(intervention.basis, model, rows, intervention.kind)
+    width = intervention.d_model
+    if width is not None and width != d_model(model):
+        raise SteerlensError(f"vector: d_model {width} does not match the model's {d_model(model)}")
+    check_basis(
+        intervention.basis,
+        model,
+        exact_across_bases=intervention.basis_invariant(),
+        what=repr(intervention),
+    )
 
 
 def steering_hook(
-    intervention: Intervention, layer: int, tracker: PositionTracker, gate: RowGate | None = None
+    intervention: Intervention,
+    layer: int,
+    tracker: PositionTracker,
+    gate: RowGate | None = None,
+    record: Callable[..., None] | None = None,
 ):
     """The TransformerLens hook ``fn(resid, hook)`` applying ``intervention`` at ``layer``
-    (only to the rows ``gate`` lets through, if given)."""
+    (only to the rows ``gate`` lets through, if given; ``record(selected, absolute, delta)``
+    sees every edit, for traces)."""
 
     def hook(resid: Tensor, **_: Any) -> Tensor:
         if not isinstance(resid, Tensor) or resid.ndim != 3:
@@ -62,25 +72,32 @@ def steering_hook(
             some, every = bool(selected.any()), bool(selected.all())
         if not some:
             return resid
-        edited = intervention.edit(resid, layer)
-        if every:
-            return edited
-        return torch.where(selected[..., None], edited, resid)
+        edited = intervention.apply(resid, layer)
+        if not every:
+            edited = torch.where(selected[..., None], edited, resid)
+        if record is not None:
+            where = tracker.positions(*resid.shape[:2], resid.device)
+            delta = (edited.float() - resid.float()).norm(dim=-1)
+            record(selected, where.absolute, delta)
+        return edited
 
     return hook
 
 
-def _hooks(model: Any, interventions: Any, tracker: PositionTracker) -> tuple[list, list]:
+def _hooks(
+    model: Any, interventions: Any, tracker: PositionTracker, trace: SteeringTrace | None
+) -> tuple[list, list]:
     """``(edits, reads)``: (hook point, hook) pairs in attach order (``edit_hooks``); a
     conditional's reader precedes its edits."""
     edits, reads = [], []
-    for each in interventions:
+    for index, each in enumerate(interventions):
         gate, inner = None, each
         if isinstance(each, Conditional):
             gate, inner = RowGate(each, tracker), each.intervention
             edits.append((hook_point(model, each.layer, each.site), gate.read_hook()))
         for layer in inner.layers:
-            hook = steering_hook(inner, layer, tracker, gate)
+            record = None if trace is None else partial(trace.record, index, layer)
+            hook = steering_hook(inner, layer, tracker, gate, record)
             more_edits, more_reads = edit_hooks(model, layer, inner.site, hook)
             edits += more_edits
             reads += more_reads
@@ -103,27 +120,40 @@ def check_condition(model: Any, conditional: Conditional) -> None:
 
 @contextmanager
 def steer(
-    model: HookedModel, *interventions: Intervention | Conditional, on_nonfinite: str = "raise"
-) -> Iterator[list[Intervention | Conditional]]:
+    model: HookedModel,
+    *interventions: Intervention | Conditional,
+    on_nonfinite: str = "raise",
+    trace: bool = False,
+) -> Iterator[list[Intervention | Conditional] | SteeringTrace]:
     """Apply interventions inside a ``with`` block; hooks are removed on exit, always.
 
     Works for forward passes, ``run_with_cache`` (the cache sees the steered residual) and
     ``generate`` (positions are absolute, so the KV cache and left padding do not change
     which tokens are steered). Several interventions at one site apply in the order given;
-    a ``SteeringConflictWarning`` says when a later ablate or clamp removes part of an
-    earlier intervention's direction (``sl.steering.find_conflicts`` lists them).
+    a ``SteeringConflictWarning`` says when a later one removes part of an earlier
+    intervention's direction (``sl.steering.find_conflicts`` lists them). Any
+    ``sl.steering.Intervention`` works, a subclass of your own included.
 
     Every forward pass inside the block is checked once for NaN or inf output (a
     coefficient too large for the dtype): ``on_nonfinite="raise"`` (default) raises
     ``SteerlensError``; ``"warn"`` gives one ``SteeringNonFiniteWarning`` and goes on.
 
+    With ``trace=True`` the block yields a ``SteeringTrace`` (``steering.trace``): per
+    forward call, each intervention's layers, rows, absolute positions edited and ``|Δx|``
+    (``t.table``, ``t.figure()``); otherwise it yields the interventions.
+
     Example:
-        >>> with sl.steer(model, sl.add(vec, coeff=4.0)):
-        ...     out = sl.generate(model, "How do I bake bread?", max_new_tokens=30)
+        >>> with sl.steer(model, sl.add(vec, 4.0, positions="generated"), trace=True) as t:
+        ...     out = sl.generate(model, "How do I bake bread?", max_new_tokens=4)
+        >>> t.table[["layer", "row", "position", "delta"]].head()
     """
     check_model(model)
+    check_bool("trace", trace)
     if not interventions:
-        raise SteerlensError("interventions: expected at least one (sl.add/ablate/clamp)")
+        raise SteerlensError(
+            "interventions: expected at least one (sl.add, sl.ablate, sl.clamp, "
+            "sl.steering.rotate, sl.when, or an Intervention subclass)"
+        )
     plain = check_interventions(_unwrapped(interventions))
     for intervention in plain:
         check_fits(model, intervention)
@@ -132,10 +162,16 @@ def steer(
             check_condition(model, conditional)
     warn_conflicts(plain)
     watch = NonFiniteWatch(on_nonfinite, ", ".join(map(repr, interventions)))
+    recorder = SteeringTrace([repr(i) for i in interventions]) if trace else None
     tracker = PositionTracker(model)
-    edits, reads = _hooks(model, interventions, tracker)
+    edits, reads = _hooks(model, interventions, tracker, recorder)
+    handles = (
+        [] if recorder is None else [model.embed.register_forward_pre_hook(recorder.count_call)]
+    )
     try:
         with cache_keyword_shim(model), watching(model, watch), attached(edits + reads):
-            yield list(interventions)
+            yield list(interventions) if recorder is None else recorder
     finally:
+        for handle in handles:
+            handle.remove()
         tracker.remove()

@@ -92,7 +92,7 @@ def completion_behaviour(
     prompts = check_texts("prompts", prompts)
     check_callable("score", score)
     vector = as_vector(vector, layers, None).select(layers)
-    vector.check_model(model, "add")
+    vector.check_model(model, additive=True)
     if normalize:
         vector = vector.unit()
     scores = torch.empty(values.numel(), len(prompts))

@@ -128,7 +128,7 @@ def sweep(
     check_model(model)
     check_bool("progress", progress, none=True)
     vector = as_vector(vector, layers, site).select(layers)
-    vector.check_model(model, "add")
+    vector.check_model(model, additive=True)
     site = check_site(vector.site if site is None else site)
     values = check_coeffs(coeffs)
     prompts = check_texts("prompts", prompts)

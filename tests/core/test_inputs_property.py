@@ -185,6 +185,18 @@ CASES = {
         {
             "vector": "vector",
             "coeff": "number",
+            "preserve_norm": "bool",
+            "layers": "layers",
+            "positions": "positions",
+            "site": "site",
+        },
+    ),
+    "rotate": (
+        S.rotate,
+        lambda w: dict(vector=w["vec"], degrees=30.0, layers=[1], positions="all"),
+        {
+            "vector": "vector",
+            "degrees": "number",
             "layers": "layers",
             "positions": "positions",
             "site": "site",
@@ -203,7 +215,7 @@ CASES = {
     "steer": (
         _steer,
         lambda w: dict(model=w["model"], intervention=sl.add(w["vec"]), on_nonfinite="raise"),
-        {"model": "model", "intervention": "object", "on_nonfinite": "text"},
+        {"model": "model", "intervention": "object", "on_nonfinite": "text", "trace": "bool"},
     ),
     "find_conflicts": (
         S.find_conflicts,

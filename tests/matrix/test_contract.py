@@ -18,6 +18,7 @@ from steerlens.core.tokens import encode
 from steerlens.steering.readout import next_token_logits
 from tests.architectures import ARCHITECTURES, build
 from tests.tradeoff.test_sweep import naive, sweep_logits
+from tests.user_kinds import Scale
 
 from ..reference import PARALLEL, edit_fn, edited, rows_logits
 
@@ -39,7 +40,7 @@ UPSTREAM = {
     "unsteered: its attention mixes float32 and bf16 (RuntimeError); the HF model runs"
 }
 SITES = ("resid_pre", "resid_mid", "resid_post")
-KINDS = ("add", "ablate", "clamp")
+KINDS = ("add", "ablate", "clamp", "add_norm", "rotate", "rotate_plane", "scale")
 
 
 def pair_id(pair):
@@ -86,14 +87,35 @@ def within(actual, expected, dtype) -> bool:
     return torch.allclose(actual.float().cpu(), expected.float().cpu(), atol=atol, rtol=rtol)
 
 
-def intervention(kind, direction, site):
+def plane_for(direction):
+    """A second random direction, for rotations in a fixed plane."""
+    return torch.randn(direction.shape[-1], generator=torch.Generator().manual_seed(8))
+
+
+def intervention(kind, direction, site, positions="all"):
+    """``(steerlens intervention, HF closed form)`` of ``kind`` at ``site`` of LAYER; "scale"
+    is a user's own kind (``tests.user_kinds``)."""
     vec = sl.SteeringVector({LAYER: direction}, site=site)
-    if kind == "add":
-        return sl.add(vec, 1.0), 1.0
-    if kind == "ablate":
-        return sl.ablate(vec), 0.0
-    amount = 0.5 * float(direction.norm())
-    return sl.clamp(vec, amount), amount
+    unit = direction / direction.norm()
+    where = dict(positions=positions)
+    made = {
+        "add": lambda: (sl.add(vec, 1.0, **where), 1.0),
+        "ablate": lambda: (sl.ablate(vec, **where), 0.0),
+        "clamp": lambda: (
+            sl.clamp(vec, 0.5 * float(direction.norm()), **where),
+            0.5 * float(direction.norm()),
+        ),
+        "add_norm": lambda: (sl.add(vec, 1.0, preserve_norm=True, **where), 1.0),
+        "rotate": lambda: (sl.steering.rotate(vec, 120.0, **where), 120.0),
+        "rotate_plane": lambda: (
+            sl.steering.rotate(vec, 60.0, plane=plane_for(direction), **where),
+            60.0,
+        ),
+        "scale": lambda: (Scale(unit, -2.0, layers=[LAYER], site=site, **where), -2.0),
+    }
+    steering, amount = made[kind]()
+    plane = plane_for(direction) if kind == "rotate_plane" else None
+    return steering, edit_fn(kind.replace("_plane", ""), direction, amount, plane)
 
 
 def params(pairs):
@@ -117,20 +139,21 @@ def pairs_and_sites():
             yield pytest.param(pair, site, marks=marks, id=f"{pair_id(pair)}-{site}")
 
 
-@pytest.mark.coverage("add / ablate / clamp")
+@pytest.mark.coverage("every intervention kind")
 @pytest.mark.parametrize(("pair", "site"), pairs_and_sites(), indirect=["pair"])
 def test_interventions_match_hf_hooks(pair, site):
-    """add, ablate and clamp at ``site`` of layer 1 give the logits of the HF model with the
+    """Every kind (add, ablate, clamp, norm-preserving add, rotate in both planes, and a
+    user's own Scale) at ``site`` of layer 1 gives the logits of the HF model with the
     closed-form edit made by a plain PyTorch hook (float32, cast back)."""
     arch, dtype, model, hf, direction = pair
     tokens = torch.tensor([encode(model, TEXT)])
     with torch.no_grad():
         plain = hf(tokens).logits[0]
         for kind in KINDS:
-            steering, amount = intervention(kind, direction, site)
+            steering, by_hand = intervention(kind, direction, site)
             with sl.steer(model, steering):
                 steered = model(tokens.to(model_device(model)))[0]
-            with edited(hf, arch, LAYER, site, edit_fn(kind, direction, amount)):
+            with edited(hf, arch, LAYER, site, by_hand):
                 expected = hf(tokens).logits[0]
             close(steered, expected, dtype, f"{kind}: ")
             assert not within(plain, expected, dtype), f"{kind} changed too little to check"
@@ -157,27 +180,27 @@ def test_activations_equal_hf_hidden_states(pair):
 @pytest.mark.parametrize("pair", params(PAIRS), indirect=True)
 def test_padded_batch_equals_rows_alone(pair):
     """Steered next-token logits of a left-padded batch equal the HF model's on each row
-    alone, the vector added at the row's own positions (all, or the first and last token),
-    learned absolute positions (GPT-2) included."""
+    alone, edited at the row's own positions (all, or the first and last token), learned
+    absolute positions (GPT-2) included: add, rotate and a user's own kind."""
     arch, dtype, model, hf, direction = pair
     rows = [encode(model, text) for text in TEXTS]
     assert len({len(row) for row in rows}) > 1, "the batch must need padding"
-    vec = sl.SteeringVector({LAYER: direction})
-    add = edit_fn("add", direction, 1.0)
-    for positions in ("all", [0, -1]):
-        with sl.steer(model, sl.add(vec, positions=positions)):
-            batched = next_token_logits(model, TEXTS, batch_size=len(TEXTS))
-        expected = []
-        for row in rows:
-            chosen = torch.zeros(len(row), dtype=torch.bool)
-            chosen[[0, -1] if positions != "all" else slice(None)] = True
+    for kind in ("add", "rotate", "scale"):
+        for positions in ("all", [0, -1]):
+            steering, by_hand = intervention(kind, direction, "resid_pre", positions)
+            with sl.steer(model, steering):
+                batched = next_token_logits(model, TEXTS, batch_size=len(TEXTS))
+            expected = []
+            for row in rows:
+                chosen = torch.zeros(len(row), dtype=torch.bool)
+                chosen[[0, -1] if positions != "all" else slice(None)] = True
 
-            def edit(x, chosen=chosen):
-                return torch.where(chosen.to(x.device)[:, None], add(x), x)
+                def edit(x, chosen=chosen, by_hand=by_hand):
+                    return torch.where(chosen.to(x.device)[:, None], by_hand(x), x)
 
-            with edited(hf, arch, LAYER, "resid_pre", edit):
-                expected.append(rows_logits(hf, [row])[0])
-        close(batched, torch.stack(expected), dtype, f"positions={positions}: ")
+                with edited(hf, arch, LAYER, "resid_pre", edit):
+                    expected.append(rows_logits(hf, [row])[0])
+            close(batched, torch.stack(expected), dtype, f"{kind}, positions={positions}: ")
 
 
 @pytest.mark.coverage("sweep = naive loop")

@@ -172,3 +172,36 @@ def test_rms_models_keep_the_plain_basis_in_compatibility_mode(llama):
     assert (
         relative(sl.project(compat, TEXTS, vec)[:, 0], hf_projections(untouched, plain, u)) < 1e-4
     )
+
+
+def test_kinds_that_read_the_norm_refuse_the_other_basis(gpt2):
+    """Rotating in the residual's own plane and norm-preserving addition read |x|, which a
+    centred residual no longer carries: refused across bases, even for a centred vector.
+    A rotation in a fixed plane of zero-mean directions reads projections only: exact."""
+    plain, compat, untouched = gpt2
+    vec = sl.mean_difference(compat, POSITIVES, NEGATIVES, layers=[LAYER])
+    for intervention in (sl.steering.rotate(vec, 60.0), sl.add(vec, 2.0, preserve_norm=True)):
+        assert not intervention.basis_invariant()
+        with (
+            pytest.raises(sl.SteerlensError, match=r"'centred' residual basis.*'plain'"),
+            sl.steer(plain, intervention),
+        ):
+            pass
+    b = torch.randn(vec.d_model, generator=torch.Generator().manual_seed(1))
+    b = b - b.mean()
+    rotation = sl.steering.rotate(vec, 60.0, plane=b, layers=[LAYER])
+    assert rotation.basis_invariant()
+    u = vec[LAYER] / vec[LAYER].norm()
+    b_hat = (b - (b @ u) * u) / (b - (b @ u) * u).norm()
+
+    def by_hand(x):
+        a, c = x @ u, x @ b_hat
+        r = torch.sqrt(a**2 + c**2)[..., None]
+        turned = r * (0.5 * u + 3**0.5 / 2 * b_hat)
+        return x - a[..., None] * u - c[..., None] * b_hat + turned
+
+    ids = encode(plain, TEXTS[0])
+    reference = hf_logits(untouched, ids, by_hand)
+    assert relative(reference, hf_logits(untouched, ids)) > 1e-3
+    for model in (plain, compat):
+        assert relative(steered_logits(model, ids, rotation), reference) < 1e-4

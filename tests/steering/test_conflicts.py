@@ -54,3 +54,31 @@ def test_steer_warns_and_still_applies(tiny_model):
         warnings.simplefilter("error", sl.steering.SteeringConflictWarning)
         with sl.steer(tiny_model, sl.ablate(a), sl.add(a, 5.0)):
             pass
+
+
+def test_a_rotation_rewrites_its_direction_and_its_plane():
+    a, b, c = vec([1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0])
+    (found,) = sl.steering.find_conflicts([sl.add(b, 1.0), sl.steering.rotate(b, 30.0)])
+    assert found.overlap == pytest.approx(1.0)
+    # a fixed plane span(a, c) rewrites c too, but not b
+    plane = sl.steering.rotate(a, 30.0, plane=c[1])
+    found = sl.steering.find_conflicts([sl.add(c, 1.0), sl.add(b, 1.0), plane])
+    assert [(f.earlier, f.later) for f in found] == [(0, 2)]
+
+
+def test_kinds_that_say_nothing_are_not_reported():
+    """A user's kind declares neither what it touches nor what it removes."""
+    from tests.user_kinds import Scale
+
+    (a,) = vec([1.0, 0, 0, 0])
+    scale = Scale(torch.tensor([1.0, 0, 0, 0]), 0.0, layers=[1])  # f = 0 removes along a
+    assert sl.steering.find_conflicts([sl.add(a, 1.0), scale]) == []
+    assert sl.steering.find_conflicts([scale, sl.ablate(a)]) == []
+
+
+def test_one_intervention_is_refused_not_silently_conflict_free():
+    (a,) = vec([1.0, 0, 0, 0])
+    with pytest.raises(TypeError, match=r"expected a list.*find_conflicts\(\[a, b\]\)"):
+        sl.steering.find_conflicts(sl.add(a, 1.0))
+    with pytest.raises(TypeError, match=r"interventions\[1\]: expected an Intervention"):
+        sl.steering.find_conflicts([sl.add(a, 1.0), "ablate"])

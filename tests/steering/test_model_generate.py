@@ -83,3 +83,42 @@ def test_both_generate_paths_agree_with_the_uncached_run(arch, rule):
         assert steerlens_generate(model, cache=True) == text, "sl.generate, KV cache"
         assert steerlens_generate(model, cache=False) == text, "sl.generate, no KV cache"
     assert uncached != unsteered, "steering changed nothing, so the comparison means nothing"
+
+
+def new_kind(kind, vec, positions):
+    """The kinds beyond add, at the vector's layers: norm-preserving add, rotations, and a
+    user's own kind (``tests.user_kinds.Scale``)."""
+    from tests.user_kinds import Scale
+
+    first = vec.layers[0]
+    made = {
+        "add_norm": lambda: sl.add(vec, 1.0, preserve_norm=True, positions=positions),
+        "rotate": lambda: sl.steering.rotate(vec, 120.0, positions=positions),
+        "rotate_plane": lambda: sl.steering.rotate(
+            vec, 60.0, plane=vec[first].roll(1), positions=positions
+        ),
+        "scale": lambda: Scale(
+            vec[first] / vec[first].norm(), -2.0, layers=vec.layers, positions=positions
+        ),
+    }
+    return made[kind]()
+
+
+@pytest.mark.coverage("every kind: KV cache = no cache")
+@pytest.mark.parametrize("kind", ["add_norm", "rotate", "rotate_plane", "scale"])
+def test_every_kind_gives_the_same_tokens_with_the_kv_cache(arch, kind):
+    """Generated positions only, the rule the KV cache makes hardest (positions are the
+    machinery's, not the kind's: every rule x kind runs on the tiny Llama in
+    tests/steering/test_intervention_kinds.py)."""
+    model, tokens, vec, unsteered = arch
+    with sl.steer(model, new_kind(kind, vec, "generated")):
+        uncached, reference = model_generate(model, tokens, cache=False)
+        cached, logits = model_generate(model, tokens, cache=True)
+        assert cached == uncached
+        torch.testing.assert_close(logits, reference, rtol=0, atol=1e-4)
+        assert steerlens_generate(model, cache=True) == decode_reply(model, uncached)
+    assert not torch.allclose(reference, unsteered_logits(model, tokens)), "no effect"
+
+
+def unsteered_logits(model, tokens):
+    return model_generate(model, tokens, cache=False)[1]

@@ -76,12 +76,15 @@ def test_shared_opening_equals_steered_forwards(tiny_model, max_rows):
     assert SharedOpening  # the strategy taken (share_opening=True raises if it cannot be)
 
 
-def test_a_clamp_value_family_sweeps_like_coefficients(tiny_model):
+@pytest.mark.parametrize(
+    "make", [sl.clamp, sl.steering.rotate], ids=["clamp value", "rotation angle"]
+)
+def test_a_family_of_any_kind_sweeps_like_coefficients(tiny_model, make):
     vec = vector(4, layers=(1,))
-    values = [-2.0, 0.0, 3.0]
-    res = sl.tradeoff.sweep(tiny_model, vec, values, PROMPTS, family=lambda a: sl.clamp(vec, a))
-    for k, value in enumerate(values):  # a clamp to 0 is not the unsteered model
-        expected = steered_logits(tiny_model, sl.clamp(vec, value), PROMPTS)
+    values = [-2.0, 0.0, 30.0]
+    res = sl.tradeoff.sweep(tiny_model, vec, values, PROMPTS, family=lambda a: make(vec, a))
+    for k, value in enumerate(values):  # a clamp to 0 or a 0° rotation is not unsteered
+        expected = steered_logits(tiny_model, make(vec, value), PROMPTS)
         torch.testing.assert_close(res.logits(k), expected, atol=2e-4, rtol=1e-4)
     assert not res.normalized and res.layers == (1,)
     with pytest.raises(sl.SteerlensError, match="family"):
