@@ -81,8 +81,9 @@ class Stopwatch:
         self.laps: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
-        """Record the time since the last lap (or the start), to 0.1 s."""
-        self.laps[name] = round(self.elapsed() - sum(self.laps.values()), 1)
+        """Record the time since the last lap (or the start), to 0.1 s (never below 0, which
+        the rounding of earlier laps could give)."""
+        self.laps[name] = max(0.0, round(self.elapsed() - sum(self.laps.values()), 1))
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
