@@ -11,9 +11,9 @@ import steerlens as sl
 from steerlens.core.suffix import unembed
 from steerlens.core.tokens import encode
 from steerlens.steering.readout import next_token_logits
-from steerlens.steering.sweep import ReplayBatch, SweepPlan, run_sweep
+from steerlens.steering.sweep import ReplayBatch, SweepOutput, SweepPlan, run_sweep
 from steerlens.steering.sweep.replay import SuffixReplay
-from steerlens.steering.sweep.shared_opening import SharedOpening
+from steerlens.steering.sweep.shared_opening import SharedOpening, opening_length
 
 PROMPTS = [
     "A short one.",
@@ -47,33 +47,52 @@ def steered_logits(model, variant, prompts):
         return next_token_logits(model, prompts, batch_size=1)
 
 
+def every_token():
+    """Kinds that edit every token (the shared opening needs that)."""
+    return (sl.ablate(vector(0)), sl.clamp(vector(2), 1.5, layers=[1]), sl.add(vector(1), 2.0))
+
+
 def logits_plan(model, variants, **options) -> SweepPlan:
     return SweepPlan(variants, readout=lambda h: unembed(model, h[:, None])[:, 0], **options)
 
 
+@pytest.fixture(scope="module")
+def expected(tiny_model):
+    """Full forwards under sl.steer of each variant (computed once for every max_rows)."""
+    return {
+        "replay": [steered_logits(tiny_model, v, PROMPTS) for v in variants()],
+        "shared": [steered_logits(tiny_model, v, FEW_SHOT) for v in (*every_token(), None)],
+    }
+
+
 @pytest.mark.parametrize("max_rows", [1, 4, 64])
-def test_suffix_replay_equals_steered_forwards(tiny_model, max_rows):
+def test_suffix_replay_equals_steered_forwards(tiny_model, expected, max_rows):
     plan = logits_plan(tiny_model, variants(), batch_size=2, max_rows=max_rows)
     sequences = [encode(tiny_model, p) for p in PROMPTS]
     out = SuffixReplay(tiny_model, plan).run(sequences)
     assert out.steered.shape == (5, 3, tiny_model.cfg.d_vocab)
-    for k, variant in enumerate(plan.variants):
-        expected = steered_logits(tiny_model, variant, PROMPTS)
-        torch.testing.assert_close(out.steered[k], expected, atol=2e-4, rtol=1e-4)
+    for k, logits in enumerate(expected["replay"]):
+        torch.testing.assert_close(out.steered[k], logits, atol=2e-4, rtol=1e-4)
     assert torch.equal(out.steered[1], out.base)  # the unsteered variant is the prefix pass
 
 
 @pytest.mark.parametrize("max_rows", [1, 3, 64])
-def test_shared_opening_equals_steered_forwards(tiny_model, max_rows):
-    every = (sl.ablate(vector(0)), sl.clamp(vector(2), 1.5, layers=[1]), sl.add(vector(1), 2.0))
-    plan = logits_plan(tiny_model, every, max_rows=max_rows, share_opening=True)
+def test_shared_opening_equals_steered_forwards(tiny_model, expected, max_rows):
+    plan = logits_plan(tiny_model, every_token(), max_rows=max_rows, share_opening=True)
     sequences = [encode(tiny_model, p) for p in FEW_SHOT]
-    out = run_sweep(tiny_model, sequences, plan)
-    for k, variant in enumerate(every):
-        expected = steered_logits(tiny_model, variant, FEW_SHOT)
-        torch.testing.assert_close(out.steered[k], expected, atol=2e-4, rtol=1e-4)
-    torch.testing.assert_close(out.base, steered_logits(tiny_model, None, FEW_SHOT))
-    assert SharedOpening  # the strategy taken (share_opening=True raises if it cannot be)
+    out = SharedOpening(tiny_model, plan, opening_length(sequences)).run(sequences)
+    for k, logits in enumerate(expected["shared"][:-1]):
+        torch.testing.assert_close(out.steered[k], logits, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(out.base, expected["shared"][-1], atol=2e-4, rtol=1e-4)
+
+
+def test_run_sweep_takes_the_shared_opening_when_asked(tiny_model, monkeypatch):
+    taken = []
+    empty = SweepOutput(torch.zeros(3, 2), torch.zeros(2))
+    monkeypatch.setattr(SharedOpening, "run", lambda self, _: taken.append(self.opening) or empty)
+    plan = logits_plan(tiny_model, every_token(), share_opening=True)
+    run_sweep(tiny_model, [encode(tiny_model, p) for p in FEW_SHOT], plan)
+    assert taken and taken[0] > 20
 
 
 @pytest.mark.parametrize(
@@ -81,7 +100,7 @@ def test_shared_opening_equals_steered_forwards(tiny_model, max_rows):
 )
 def test_a_family_of_any_kind_sweeps_like_coefficients(tiny_model, make):
     vec = vector(4, layers=(1,))
-    values = [-2.0, 0.0, 30.0]
+    values = [0.0, 30.0]
     res = sl.tradeoff.sweep(tiny_model, vec, values, PROMPTS, family=lambda a: make(vec, a))
     for k, value in enumerate(values):  # a clamp to 0 or a 0° rotation is not unsteered
         expected = steered_logits(tiny_model, make(vec, value), PROMPTS)
