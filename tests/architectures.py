@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 
 import steerlens as sl
 
@@ -44,13 +44,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
 ARCHITECTURES = list(CONFIGS)
 
 
+def tiny_config(name: str, tokenizer: Any, **changes: Any) -> Any:
+    """The transformers config of ``name``'s tiny model (``CONFIGS``, with ``changes``)."""
+    return AutoConfig.for_model(name, vocab_size=len(tokenizer), **{**CONFIGS[name], **changes})
+
+
+def tiny_llama(tokenizer: Any, seed: int = 0, **changes: Any) -> LlamaForCausalLM:
+    """A random tiny Llama (``tiny_config("llama")`` with ``changes``), seeded, in eval mode."""
+    config = tiny_config("llama", tokenizer, **changes)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval()
+
+
 def build(
     name: str, tokenizer: Any, dtype: torch.dtype = torch.float32, seed: int = 0, device=None
 ):
     """``(bridge, untouched)``: the model booted by ``sl.load_model``, and an untouched copy
     of the same Hugging Face model for independent reference computations (booting wraps
     the given model's modules in place), both on ``device`` (default: the CPU)."""
-    config = AutoConfig.for_model(name, vocab_size=len(tokenizer), **CONFIGS[name])
+    config = tiny_config(name, tokenizer)
     torch.manual_seed(seed)
     hf_model = AutoModelForCausalLM.from_config(config).eval().to(device or "cpu")
     untouched = copy.deepcopy(hf_model).to(dtype)

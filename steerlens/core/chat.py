@@ -104,6 +104,33 @@ def _apply_template(
         ) from error
 
 
+def template_markers(model: Any) -> list[str]:
+    """The special tokens the chat template writes around a message (e.g. ``<|im_start|>``);
+    none for a tokenizer without a template."""
+    tokenizer = get_tokenizer(model)
+    if getattr(tokenizer, "chat_template", None) is None:
+        return []
+    rendered = _apply_template(tokenizer, [{"role": "user", "content": "x"}], True, None)
+    special = set(tokenizer.all_special_tokens) | set(
+        getattr(tokenizer, "added_tokens_encoder", {})
+    )
+    return sorted(token for token in special if token and token in rendered)
+
+
+def refuse_formatted(model: Any, name: str, texts: Sequence[str]) -> None:
+    """Raise if a user message already carries the chat template (a ``format_chat`` result):
+    formatting it again would wrap it in a second template, silently."""
+    markers = template_markers(model)
+    for index, text in enumerate(texts):
+        found = [marker for marker in markers if marker in text]
+        if found:
+            raise SteerlensError(
+                f"{name}[{index}]: already carries the chat template (it contains {found[0]!r}, "
+                "as a sl.format_chat result does); pass chat=False to use it as it is, or "
+                "give the plain user message"
+            )
+
+
 def answer_pairs(
     model: Any,
     prompts: Sequence[str],

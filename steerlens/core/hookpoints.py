@@ -29,6 +29,15 @@ def d_model(model: Any) -> int:
     return int(model.cfg.d_model)
 
 
+def check_d_model(name: str, width: int, model: Any) -> None:
+    """Raise unless a direction of ``width`` entries fits the model's residual stream."""
+    if width != d_model(model):
+        raise SteerlensError(
+            f"{name}: d_model {width} does not match the model's {d_model(model)} "
+            f"({model_name(model)})"
+        )
+
+
 def model_name(model: Any) -> str:
     return str(getattr(model.cfg, "model_name", None) or type(model).__name__)
 

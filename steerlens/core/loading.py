@@ -133,7 +133,8 @@ def load_model(
 
     Example:
         >>> model = sl.load_model()
-        >>> other = sl.load_model("~/models/gemma-3-270m.gguf", dtype=torch.bfloat16)
+        >>> path = "~/models/gemma-3-270m.gguf"
+        >>> other = sl.load_model(path, dtype=torch.bfloat16)  # doctest: +SKIP
     """
     check_bool("compatibility_mode", compatibility_mode)
     if dtype is not None and dtype not in DTYPES:

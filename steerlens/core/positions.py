@@ -21,7 +21,9 @@ from .errors import SteerlensError, SteerlensTypeError
 from .roles import ROLES, ChatSpans
 from .validate import is_int, shown
 
-NAMED_RULES = ("all", "prompt", "generated", *ROLES)
+NAMED_RULES = ("all", "prompt", "generated", "last", *ROLES)
+#: the words of ``position=`` (where activations are read), refused here with a pointer
+READING_WORDS = ("mean",)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Positions:
 
 @dataclass(frozen=True)
 class PositionRule:
-    """``"all"``, ``"prompt"``, ``"generated"``, a chat role, explicit indices, or a mask.
+    """``"all"``, ``"prompt"``, ``"generated"``, ``"last"`` (the last prompt token), a chat
+    role, explicit indices, or a mask.
 
     Chat roles (``"instruction"``, ``"post_instruction"``, ``"response"``) are read from each
     row's chat-formatted prompt (``core.roles``); ``"response"`` also covers every generated
@@ -80,6 +83,8 @@ class PositionRule:
             return real & (pos < prompt_len)
         if self.kind == "generated":
             return real & (pos >= prompt_len)
+        if self.kind == "last":
+            return real & (pos == prompt_len - 1)
         if self.kind in ROLES:
             return real & self._role(where)
         if self.kind == "indices":
@@ -123,9 +128,16 @@ def position_rule(positions: Any) -> PositionRule:
         return positions
     if isinstance(positions, str):
         if positions not in NAMED_RULES:
+            hint = ""
+            if positions.partition(" ")[0] in READING_WORDS:
+                hint = (
+                    f"; {positions!r} is a word of position= (where collect_activations, project "
+                    "and the extractors read), not of positions= (which tokens an intervention "
+                    "edits)"
+                )
             raise SteerlensError(
                 f"positions: expected one of {NAMED_RULES}, a list of ints or a boolean mask, "
-                f"got {positions!r}"
+                f"got {positions!r}{hint}"
             )
         return PositionRule(positions)
     if isinstance(positions, Tensor) and positions.dtype == torch.bool:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .errors import SteerlensError
 from .tokens import encode, get_tokenizer
+from .validate import check_model
 
 ROLES = ("instruction", "post_instruction", "response")
 _FIRST, _REPLY, _LAST = "SentinelFirstQz", "SentinelReplyQz", "SentinelLastQz"
@@ -146,6 +147,7 @@ def token_roles(model: Any, text: str) -> pd.DataFrame:
     Example:
         >>> sl.core.token_roles(model, sl.format_chat(model, "How do I bake bread?"))
     """
+    check_model(model)
     tokenizer = get_tokenizer(model)
     ids = encode(model, text, "text")
     spans = ChatSpans(tokenizer, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool))

@@ -16,7 +16,7 @@ from . import control_vectors as gguf
 from . import vector_file
 from .basis import BASES, all_centred, check_basis
 from .errors import SteerlensError, SteerlensTypeError
-from .hookpoints import check_site, d_model, hook_name, layer_list, model_name, normalise_layer
+from .hookpoints import check_d_model, check_site, hook_name, layer_list, normalise_layer
 from .linalg import unit
 from .types import Direction
 from .validate import (
@@ -62,8 +62,7 @@ class SteeringVector:
 
     Example:
         >>> vec = sl.mean_difference(model, positives, negatives, layers=[8, 12])
-        >>> vec.layers, vec[8].shape
-        ([8, 12], torch.Size([576]))
+        >>> vec.layers, vec[8].shape   # [8, 12] and torch.Size([576]) on the default model
     """
 
     directions: Mapping[int, Direction]
@@ -120,16 +119,34 @@ class SteeringVector:
     def norms(self) -> dict[int, float]:
         return {layer: float(v.norm()) for layer, v in self.directions.items()}
 
+    def _sites(self) -> str:
+        """``blocks.{8,12}.hook_resid_pre``: every layer's hook point at the vector's site."""
+        return hook_name(0, self.site).replace(".0.", ".{" + ",".join(map(str, self.layers)) + "}.")
+
     def __repr__(self) -> str:
-        names = hook_name(0, self.site).replace(
-            ".0.", ".{" + ",".join(map(str, self.layers)) + "}."
-        )
-        norms = ", ".join(f"{layer}: {n:.3g}" for layer, n in self.norms().items())
+        """One line: method, where it is read and applied, position, size, model."""
+        basis = "" if self.basis == "plain" else f", basis={self.basis!r}"
         return (
-            f"SteeringVector(method={self.method!r}, model={self.model_name!r}, "
-            f"d_model={self.d_model}, read at {names} [{self.position} token], "
-            f"applies at {names} unless an intervention names another site, "
-            f"norms {{{norms}}}, data_hash={self.data_hash!r}, basis={self.basis!r})"
+            f"SteeringVector({self.method}, read and applied at {self._sites()}, "
+            f"{self.position} token, d_model={self.d_model}, model={self.model_name!r}{basis})"
+        )
+
+    def describe(self) -> str:
+        """Where the vector was read and applies, its norms and its provenance, in prose."""
+        norms = ", ".join(f"{layer}: {n:.3g}" for layer, n in self.norms().items())
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items()) or "none"
+        return "\n".join(
+            [
+                f"A {self.method} steering vector for {self.model_name or 'an unnamed model'} "
+                f"(d_model {self.d_model}), read at {self._sites()} at the {self.position} "
+                "token of each text.",
+                f"sl.add / sl.ablate / sl.clamp apply it at {self._sites()} unless they are "
+                "given another site= (or layers=).",
+                f"Norms per layer: {norms}.",
+                f"Residual basis: {self.basis} (core.basis says when it applies across bases); "
+                f"data hash: {self.data_hash or 'none'}.",
+                f"Parameters: {params}.",
+            ]
         )
 
     # --- algebra ------------------------------------------------------------------------
@@ -190,11 +207,7 @@ class SteeringVector:
         """Raise unless the vector fits ``model``: d_model, layer range, and its residual
         basis (``core.basis``) for projecting on it, or for adding it if ``additive``."""
         check_model(model)
-        if self.d_model != d_model(model):
-            raise SteerlensError(
-                f"vector: d_model {self.d_model} does not match the model's {d_model(model)} "
-                f"({model_name(model)})"
-            )
+        check_d_model("vector", self.d_model, model)
         for layer in self.layers:
             normalise_layer(model, layer)
         exact = additive or all_centred(self.directions.values())

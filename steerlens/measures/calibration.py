@@ -118,7 +118,7 @@ def calibrate(
         A ``Calibration`` (``.coeff``, ``.curve``, ``.figure()``).
 
     Example:
-        >>> cal = sl.calibrate(model, vec.unit(), kl=0.5)
+        >>> cal = sl.calibrate(model, vec.unit(), kl=0.5, texts=texts)   # or the shipped ones
         >>> with sl.steer(model, sl.add(vec.unit(), cal.coeff)): ...
     """
     check_model(model)

@@ -37,7 +37,7 @@ class ChoiceTask:
         choices: optional text of each candidate, ``n`` lists of ``n_choices`` strings.
 
     Example:
-        >>> task = sl.ChoiceTask(
+        >>> task = sl.measures.ChoiceTask(
         ...     prompts=[sl.format_chat(model, "2 + 2 = ? A. 3 B. 4") + "Answer:"],
         ...     choice_ids=torch.tensor([[330, 389]]),  # " A", " B"
         ...     correct=torch.tensor([1]),
@@ -210,8 +210,8 @@ def qa_task(
         The task (first tokens must be distinct within each question, else a clear error).
 
     Example:
-        >>> task = sl.qa_task(model, n=40)
-        >>> sl.helpfulness(model, task).accuracy
+        >>> task = sl.measures.qa_task(model, n=40)
+        >>> sl.measures.helpfulness(model, task).accuracy
     """
     if isinstance(prompt_format, str):
         if prompt_format not in FORMATS:

@@ -140,9 +140,10 @@ def helpfulness(
         A ``Helpfulness`` (``.table``, ``.p_correct``, ``.accuracy``, ``.to_dict()``).
 
     Example:
-        >>> base = sl.helpfulness(model)
+        >>> task = sl.measures.qa_task(model, n=20)   # default: every shipped question
+        >>> base = sl.measures.helpfulness(model, task)
         >>> with sl.steer(model, sl.add(vec, coeff=8.0)):
-        ...     steered = sl.helpfulness(model)
+        ...     steered = sl.measures.helpfulness(model, task)
         >>> base.p_correct, steered.p_correct
     """
     if task is None:

@@ -152,7 +152,8 @@ def transfer_report(
         A ``TransferReport`` (``.table`` DataFrame, ``.summary``, ``.to_dict()``).
 
     Example:
-        >>> rep = sl.transfer_report(model, res, held_out, "I'm sorry", clamp=res.norms[-1])
+        >>> rep = sl.measures.transfer_report(
+        ...     model, res, held_out, "I'm sorry", clamp=res.norms[-1])
         >>> rep.summary["refusal_steered"]
     """
     check_model(model)

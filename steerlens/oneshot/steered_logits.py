@@ -1,11 +1,11 @@
 """Logits at scored positions with a trainable vector added at one layer: cached or naive.
 
 The vector enters at ``blocks.{layer}.hook_resid_pre``, so blocks ``0..layer-1`` do not
-depend on it. ``CachedRun`` runs them once (``core.suffix.compute_prefix``) and each call re-runs
-only blocks ``layer..L-1`` (``core.suffix.run_suffix``), then unembeds only the scored
-positions. ``NaiveRun`` runs the whole model each call, with the vector added by a hook
-at ``blocks.{layer}.hook_resid_pre``, and reads the scored positions from the full logits;
-it exists to check the cached path and to time it. Both give gradients with respect to the
+depend on it. ``CachedRun`` runs them once and each call re-runs only blocks
+``layer..L-1`` (the sweep engine's ``ReplayBatch``), then unembeds only the scored positions.
+``NaiveRun`` runs the whole model each call, with the vector added by a hook at
+``blocks.{layer}.hook_resid_pre``, and reads the scored positions from the full logits; it
+exists to check the cached path and to time it. Both give gradients with respect to the
 vector only; the model's parameters never accumulate gradients. A run takes one vector for
 every row or one per row (``[row, d_model]``), and ``take`` narrows it to some rows.
 """
@@ -21,7 +21,8 @@ from torch import Tensor
 from ..core.completion_batch import CompletionBatch
 from ..core.forward import mask_kwargs
 from ..core.hookpoints import attached, hook_point, model_device
-from ..core.suffix import Prefix, compute_prefix, run_suffix, unembed
+from ..core.suffix import unembed
+from ..steering.sweep import ReplayBatch
 
 Vectors = Float[Tensor, " d_model"] | Float[Tensor, "row d_model"]
 
@@ -33,7 +34,7 @@ def per_row(vector: Vectors) -> Tensor:
 
 
 class CachedRun:
-    """Blocks before ``layer`` run once; each call runs the suffix from ``layer`` on."""
+    """Blocks before ``layer`` run once (``ReplayBatch``); each call runs the rest."""
 
     def __init__(
         self,
@@ -41,23 +42,23 @@ class CachedRun:
         batch: CompletionBatch,
         layer: int,
         where: Bool[Tensor, "row pos"],
-        prefix: Prefix | None = None,
+        replay: ReplayBatch | None = None,
     ) -> None:
         self.model, self.batch, self.layer, self.mask = model, batch, layer, where
-        self.prefix = prefix or compute_prefix(model, batch.tokens, batch.mask, layer)
-        device = self.prefix.resid.device
-        self.where = where.to(device=device, dtype=self.prefix.resid.dtype)[..., None]
-        self.rows, self.cols = batch.rows.to(device), batch.cols.to(device)
+        self.replay = replay or ReplayBatch.open(model, batch.tokens, batch.mask, layer)
+        resid = self.replay.prefix.resid
+        self.where = where.to(device=resid.device, dtype=resid.dtype)[..., None]
+        self.rows, self.cols = batch.rows.to(resid.device), batch.cols.to(resid.device)
 
     def __call__(self, vector: Vectors) -> Float[Tensor, "n d_vocab"]:
-        resid = self.prefix.resid + self.where * per_row(vector.to(self.prefix.resid.dtype))
-        normalized = run_suffix(self.model, self.prefix, resid)
+        resid = self.replay.prefix.resid
+        normalized = self.replay.final(resid + self.where * per_row(vector.to(resid.dtype)))
         return unembed(self.model, normalized[self.rows, self.cols][None])[0]
 
     def take(self, rows: Int[Tensor, " k"]) -> CachedRun:
         """The same run on only these batch rows (the prefix is not recomputed)."""
-        batch, prefix = self.batch.take(rows), self.prefix.take(rows)
-        return CachedRun(self.model, batch, self.layer, self.mask[rows], prefix)
+        batch, replay = self.batch.take(rows), self.replay.take(rows)
+        return CachedRun(self.model, batch, self.layer, self.mask[rows], replay)
 
 
 class NaiveRun:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -26,6 +25,7 @@ from ..core import datasets
 from ..core.chat import format_chat
 from ..core.errors import SteerlensError
 from ..core.hookpoints import normalise_layer
+from ..core.study import Stopwatch
 from ..core.tokens import get_tokenizer
 from ..core.types import HookedModel
 from ..core.validate import check_instance, check_model
@@ -147,7 +147,6 @@ def _suppression(model: Any, harmful: list[str], size: StudySettings) -> dict[st
         after = float(completion_logprob(model, texts[pick], SORRY)[0])
     s = report.summary
     summary = {
-        "suppression_prompt": harmful[pick],
         "suppression_logprob_train_before": float(start_lp[pick]),
         "suppression_logprob_train_after": after,
         "suppression_held_out_mean_logprob_change": s["mean_logprob_change"],
@@ -155,7 +154,7 @@ def _suppression(model: Any, harmful: list[str], size: StudySettings) -> dict[st
         "suppression_refusal_before": s["refusal_unsteered"],
         "suppression_refusal_after": s["refusal_steered"],
     }
-    return {"report": report, "summary": summary}
+    return {"report": report, "summary": summary, "choices": {"suppression_prompt": harmful[pick]}}
 
 
 def _mixed(model: Any, request: str, held_out: list[str], base, size: StudySettings):
@@ -179,29 +178,28 @@ def _mixed(model: Any, request: str, held_out: list[str], base, size: StudySetti
         batch_size=32,
     )
     summary = {
-        "mixed_suppressed_opening": own,
         "mixed_target_logprob_before": float(before[0]),
         "mixed_target_logprob_after": float(after[0]),
         "mixed_opening_logprob_before": float(before[1]),
         "mixed_opening_logprob_after": float(after[1]),
         "mixed_held_out_refusal": report.summary["refusal_steered"],
     }
-    return {"report": report, "summary": summary}
+    return {"report": report, "summary": summary, "choices": {"mixed_suppressed_opening": own}}
 
 
-def _headline(table: pd.DataFrame, cosines: pd.DataFrame, base, size) -> dict[str, Any]:
+def _headline(table: pd.DataFrame, cosines: pd.DataFrame, base, size) -> dict[str, float]:
     n = len(table)
     pairwise = [float(cosines.iloc[i, j]) for i in range(n) for j in range(i)]
     return {
-        "layer": size.layer,
-        "n_train": n,
-        "n_held_out": base.summary["n_prompts"],
+        "layer": float(size.layer),
+        "n_train": float(n),
+        "n_held_out": float(base.summary["n_prompts"]),
         "baseline_refusal": base.summary["refusal_unsteered"],
         "best_refusal_add": float(table["refusal_add"].max()),
         "median_refusal_add": float(table["refusal_add"].median()),
         "best_refusal_clamp": float(table["refusal_clamp"].max()),
         "median_refusal_clamp": float(table["refusal_clamp"].median()),
-        "reached_target_loss": int((table["stop_reason"] == "target_loss").sum()),
+        "reached_target_loss": float((table["stop_reason"] == "target_loss").sum()),
         "median_steps": float(table["steps"].median()),
         "median_pairwise_cosine": statistics.median(pairwise) if pairwise else float("nan"),
         "max_abs_pairwise_cosine": max(map(abs, pairwise)) if pairwise else float("nan"),
@@ -232,37 +230,35 @@ def one_shot_refusal_study(
     check_instance("settings", size, StudySettings, "a StudySettings")
     check_model(model)
     normalise_layer(model, size.layer, "settings.layer")
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
-
+    watch = Stopwatch()
     frame = datasets.load("refusal")
     harmless = list(frame.loc[~frame["harmful"], "request"])
     harmful = list(frame.loc[frame["harmful"], "request"])[: size.n_harmful]
     train = harmless[: size.n_train]
     held_out = _held_out(model, harmless, size)
-    lap("held_out")
+    watch.lap("held_out")
     vectors, reports, table, base = _promotion(model, train, held_out, size)
-    lap("promotion")
+    watch.lap("promotion")
     cosines = _cosines(model, frame, vectors, size)
-    lap("cosines")
+    watch.lap("cosines")
     suppression = _suppression(model, harmful, size)
-    lap("suppression")
+    watch.lap("suppression")
     mixed = _mixed(model, train[0], held_out, base, size)
-    lap("mixed")
+    watch.lap("mixed")
     reports.update(suppression=suppression["report"], mixed=mixed["report"])
-    summary = {
+    headline = {
         **_headline(table, cosines, base, size),
         **suppression["summary"],
         **mixed["summary"],
     }
-    record = {
-        **asdict(size),
-        "stage_seconds": timings,
-        "train_prompts": train,
-        "held_out_prompts": held_out,
-    }
-    seconds = round(time.perf_counter() - started, 1)
-    return OneShotStudy(table, cosines, summary, vectors, reports, record, seconds)
+    return OneShotStudy(
+        table=table,
+        cosines=cosines,
+        summary={name: float(value) for name, value in headline.items()},
+        choices={**suppression["choices"], **mixed["choices"]},
+        vectors=vectors,
+        reports=reports,
+        settings={**asdict(size), "train_prompts": train, "held_out_prompts": held_out},
+        seconds=watch.seconds,
+        seconds_by_stage=watch.laps,
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,11 +24,12 @@ th { background: #f0f0f0; } td.text, th.text { text-align: left; }
 
 @dataclass
 class Section:
-    """A titled part of the report: paragraphs, tables and figures, in that order."""
+    """A titled part of the report: paragraphs, tables (by caption; ``""``: none) and
+    figures, in that order."""
 
     title: str
     paragraphs: Sequence[str] = ()
-    tables: Sequence[pd.DataFrame] = ()
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     figures: Sequence[go.Figure] = ()
 
 
@@ -43,7 +44,9 @@ def render(title: str, sections: Sequence[Section]) -> str:
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")
         body += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
-        body += [_table(frame) for frame in section.tables]
+        for caption, frame in section.tables.items():
+            body += [f"<h3>{html.escape(caption)}</h3>"] if caption else []
+            body.append(_table(frame))
         for figure in section.figures:
             n_figure += 1
             div = figure.to_html(

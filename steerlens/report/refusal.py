@@ -24,7 +24,7 @@ from ..vectors.contrastive import contrastive_pca, mean_difference
 from ..vectors.plots import plot_token_heatmap
 from ..vectors.scan import layer_scan
 from .html import Section
-from .settings import ReportContext
+from .settings import RefusalFindings, ReportContext
 
 
 def _split(frame: pd.DataFrame, n_eval: int, n_train: int | None):
@@ -110,12 +110,12 @@ def _sections(vector, scan, tables, figures) -> list[Section]:
             [
                 f"{vector.params['n_pairs']} training prompts (refusal vs compliance openings "
                 f"under the same chat prompt), {len(generations)} held-out harmless requests.",
-                repr(vector),
+                vector.describe(),
                 "Mean difference per layer, its cosine with the contrastive-PCA direction, and "
                 "a layer scan (held-out separation against a random direction of equal norm); "
                 "the heatmap shows one held-out refusal answer token by token.",
             ],
-            [vector_table, scan.table.round(3)],
+            {"direction per layer": vector_table, "layer scan": scan.table.round(3)},
             figures[:3],
         ),
         Section(
@@ -125,7 +125,7 @@ def _sections(vector, scan, tables, figures) -> list[Section]:
                 "(a reply counts as a refusal when a refusal phrase occurs in "
                 "its first 80 characters)."
             ],
-            [coefficient_table, generations],
+            {"refusal rate": coefficient_table, "generations": generations},
             figures[3:],
         ),
     ]
@@ -134,8 +134,8 @@ def _sections(vector, scan, tables, figures) -> list[Section]:
 def refusal_stage(context: ReportContext) -> tuple[dict[str, Any], list[Section]]:
     """Refusal direction, layer scan, projections and steered generations.
 
-    Puts the mean-difference vector (``refusal_vector``) and the held-out split
-    (``refusal_held_out``) in ``context.found`` for later stages.
+    Hands the mean-difference vector and the held-out split to later stages
+    (``context.refusal``).
     """
     model, settings = context.model, context.settings
     frame = datasets.load("refusal")
@@ -169,7 +169,7 @@ def refusal_stage(context: ReportContext) -> tuple[dict[str, Any], list[Section]
         "refusal_rate": {str(c): r for c, r in rates.items()},
         "generations": generations.to_dict(orient="records"),
     }
-    context.found.update(refusal_vector=vector, refusal_held_out=held_out)
+    context.refusal = RefusalFindings(vector, held_out)
     figures = [
         projection_figure,
         scan.figure(),

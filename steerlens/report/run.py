@@ -16,24 +16,23 @@ from tqdm.auto import tqdm
 
 from ..core.hookpoints import model_name
 from ..core.loading import load_model
+from ..core.validate import check_instance
 from .html import Section, write
-from .oneshot import one_shot_stage
+from .lines import LINES
 from .refusal import refusal_stage
 from .settings import ReportContext, ReportSettings
-from .tradeoff import tradeoff_stage
-from .values import values_stage
 
 Stage = Callable[[ReportContext], tuple[dict[str, Any], list[Section]]]
+#: the refusal stage (its vector feeds the tradeoff line), then every research line
 STAGES: list[tuple[str, Stage]] = [
     ("refusal", refusal_stage),
-    ("one_shot", one_shot_stage),
-    ("tradeoff", tradeoff_stage),
-    ("values", values_stage),
+    *((line.name, line.stage) for line in LINES),
 ]
 
 
 def run_report(settings: ReportSettings) -> tuple[dict[str, Any], list[Section]]:
     """Run every stage; returns the JSON-ready result and the page's sections."""
+    check_instance("settings", settings, ReportSettings, "a ReportSettings")
     started = time.perf_counter()
     model = load_model(settings.model)
     context = ReportContext(model, settings)
@@ -59,6 +58,7 @@ def run_report(settings: ReportSettings) -> tuple[dict[str, Any], list[Section]]
 
 def write_report(settings: ReportSettings) -> tuple[dict[str, Any], Path]:
     """Run the report and write ``report.json`` and ``report.html`` under ``settings.out``."""
+    check_instance("settings", settings, ReportSettings, "a ReportSettings")
     result, sections = run_report(settings)
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "report.json").write_text(json.dumps(result, indent=2))

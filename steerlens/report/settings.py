@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from ..core.errors import SteerlensError
+from ..core.study import Study
 from ..core.validate import check_bool, check_int, check_number, check_text
-from ..oneshot.study import StudySettings
-from ..tradeoff.settings import TradeoffSettings
-from ..values.settings import ValuesSettings
+from ..core.vector import SteeringVector
 
 
 @dataclass(frozen=True)
@@ -48,23 +50,28 @@ class ReportSettings:
         check_number("kl_budget", self.kl_budget, low=0.0, open_low=True)
         check_int("kl_texts", self.kl_texts, low=1, high=16)
 
-    @property
-    def one_shot(self) -> StudySettings:
-        return StudySettings.quick() if self.quick else StudySettings()
 
-    @property
-    def tradeoff(self) -> TradeoffSettings:
-        return TradeoffSettings.quick() if self.quick else TradeoffSettings()
+@dataclass(frozen=True, eq=False)
+class RefusalFindings:
+    """What the refusal stage hands on: the mean-difference refusal vector (its layers
+    around the report's) and the held-out requests (rows of the ``refusal`` set)."""
 
-    @property
-    def values(self) -> ValuesSettings:
-        return ValuesSettings.quick() if self.quick else ValuesSettings.report()
+    vector: SteeringVector
+    held_out: pd.DataFrame
 
 
 @dataclass
 class ReportContext:
-    """What the stages share: the model, the settings, and what earlier stages found."""
+    """What the stages share: the model, the settings, the refusal stage's findings and the
+    research lines' results (by line name)."""
 
     model: Any
     settings: ReportSettings
-    found: dict[str, Any] = field(default_factory=dict)
+    refusal: RefusalFindings | None = None
+    studies: dict[str, Study] = field(default_factory=dict)
+
+    def findings(self) -> RefusalFindings:
+        """The refusal stage's findings (it runs first)."""
+        if self.refusal is None:
+            raise SteerlensError("report: the refusal stage must run before this stage")
+        return self.refusal

@@ -21,6 +21,7 @@ from ..core.hookpoints import (
     n_layers,
     normalise_layers,
 )
+from ..core.positions import NAMED_RULES
 from ..core.roles import ROLES, ChatSpans
 from ..core.tokens import encode
 from ..core.types import HookedModel
@@ -106,6 +107,12 @@ def _check_position(position: Any) -> None:
         and all(is_int(i) for i in position)
     ):
         return
+    if isinstance(position, str) and position in NAMED_RULES:
+        raise SteerlensError(
+            f"position: {position!r} is a word of positions= (which tokens sl.add / sl.ablate "
+            f"/ sl.clamp edit); position= (where activations are read, one vector per text) "
+            f"takes one of {NAMED_POSITIONS}, an int or a list of ints"
+        )
     raise SteerlensTypeError(
         f"position: expected one of {NAMED_POSITIONS}, an int or a non-empty list of ints, "
         f"got {position!r}"

@@ -88,7 +88,7 @@ def when(
 
     Example:
         >>> with sl.steer(model, sl.when(cond_vec, 0.5, sl.add(vec, 4.0))):
-        ...     replies = sl.generate(model, prompts, max_new_tokens=30)
+        ...     replies = sl.generate(model, requests, max_new_tokens=30)
     """
     check_instance("intervention", intervention, Intervention, EXPECTED)
     threshold = check_number("threshold", threshold)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..core.chat import Message, format_chat, is_messages
+from ..core.chat import Message, format_chat, is_messages, refuse_formatted
 from ..core.errors import SteerlensError, SteerlensTypeError
 from ..core.forward import is_bridge
 from ..core.hookpoints import model_device
@@ -54,7 +54,8 @@ def generate(
         prompt: a user message, a list of chat messages, or a list of either (a batch,
             left-padded; each row is generated exactly as it would be alone).
         max_new_tokens: the most tokens to add.
-        chat: apply the chat template (``chat=False`` sends raw text).
+        chat: apply the chat template (``chat=False`` sends raw text); a message that
+            already carries it (a ``sl.format_chat`` result) is refused, naming ``chat=False``.
         do_sample: sample instead of greedy decoding.
         temperature: sampling temperature (> 0).
         use_past_kv_cache: reuse keys/values across steps (steering gives the same tokens
@@ -130,6 +131,7 @@ def prompt_texts(model: Any, prompt: Any, chat: bool, single: bool) -> list[str]
     if not prompts:
         raise SteerlensError("prompt: expected a message or a non-empty list of them")
     if chat:
+        refuse_formatted(model, "prompt", [item for item in prompts if isinstance(item, str)])
         return [format_chat(model, item) for item in prompts]
     bad = [item for item in prompts if not isinstance(item, str)]
     if bad:

@@ -3,8 +3,8 @@
 A bridge stands a Python component in front of every Hugging Face module (attention,
 MLP, norms, each linear layer) so that all of TransformerLens's hook points exist, and it
 recomputes attention step by step for ``hook_pattern``. Steering at ``resid_pre`` or
-``resid_post`` needs none of that: on SmolLM2 it made steered batched generation 1.34x
-Hugging Face's own ``generate``. ``native_forward`` puts the wrapped modules back for the
+``resid_post`` needs none of that (what it cost is measured in docs/results.md, "Steered
+generate"). ``native_forward`` puts the wrapped modules back for the
 length of a ``with`` block and keeps only the hook points that can still fire exactly:
 each block's ``hook_in`` / ``hook_out`` (``hook_resid_pre`` / ``hook_resid_post``), run by
 plain PyTorch hooks on the Hugging Face decoder layer, and the embedding (which the

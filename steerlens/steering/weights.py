@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..core.errors import SteerlensError
 from ..core.forward import is_bridge
-from ..core.hookpoints import d_model
+from ..core.hookpoints import check_d_model
 from ..core.linalg import unit
 from ..core.validate import check_bool, check_model, check_path
 from ..core.vector import SteeringVector, single_layer
@@ -34,10 +34,7 @@ def _direction(model: Any, vector: Any, layer: int | None) -> Float[Tensor, " d_
     """The unit direction to remove, from a one-layer vector, ``layer``, or a tensor."""
     raw = isinstance(vector, Tensor) and layer is None  # a bare direction: any layer
     vector, chosen = single_layer(vector, 0 if raw else layer)
-    if vector.d_model != d_model(model):
-        raise SteerlensError(
-            f"vector: d_model {vector.d_model} does not match the model's {d_model(model)}"
-        )
+    check_d_model("vector", vector.d_model, model)
     return unit(vector[chosen], f"vector[{chosen}]").double()
 
 

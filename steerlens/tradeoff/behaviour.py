@@ -53,8 +53,8 @@ class BehaviourSpec:
         labels: readable strings for the two sets (``from_words`` fills them).
 
     Example:
-        >>> spec = sl.BehaviourSpec.from_words(
-        ...     model, prompts, aligned=["Great"], misaligned=["Terrible"], name="sentiment")
+        >>> spec = sl.tradeoff.BehaviourSpec.from_words(
+        ...     model, prompts, aligned=["Great"], misaligned=["Bad"], name="sentiment")
     """
 
     prompts: tuple[str, ...]

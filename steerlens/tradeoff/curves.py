@@ -78,8 +78,8 @@ def behaviour_curve(sweep: SweepResult, spec: BehaviourSpec) -> BehaviourCurve:
     """Read ``B(r)`` for every query of ``spec`` from a sweep of ``spec.prompts``.
 
     Example:
-        >>> res = sl.sweep(model, vec, coeffs, spec.prompts)
-        >>> sl.behaviour_curve(res, spec).table
+        >>> res = sl.tradeoff.sweep(model, vec, coeffs, spec.prompts)
+        >>> sl.tradeoff.behaviour_curve(res, spec).table
     """
     if not isinstance(spec, BehaviourSpec):
         raise SteerlensError(f"spec: expected a BehaviourSpec, got {type(spec).__name__}")
@@ -129,8 +129,8 @@ def helpfulness_curve(sweep: SweepResult, task: Any) -> HelpfulnessCurve:
     object with those members.
 
     Example:
-        >>> res = sl.sweep(model, vec, coeffs, task.prompts)
-        >>> sl.helpfulness_curve(res, task).table
+        >>> res = sl.tradeoff.sweep(model, vec, coeffs, task.prompts)
+        >>> sl.tradeoff.helpfulness_curve(res, task).table
     """
     for attr in ("prompts", "choice_ids", "correct", "probabilities"):
         if not hasattr(task, attr):

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..core.errors import SteerlensError
 from ..core.validate import check_array, check_int, check_number
+from .linefit import r_squared
 
 
 def tanh_curve(r: np.ndarray | float, a: float, b0: float) -> np.ndarray | float:
@@ -90,11 +91,6 @@ def _matrix(coeffs: object, values: object, name: str) -> tuple[np.ndarray, np.n
     if r.size < 3:
         raise SteerlensError(f"{name}: a two-parameter fit needs at least 3 coefficients")
     return r, y
-
-
-def _r2(y: np.ndarray, fitted: np.ndarray) -> float:
-    total = float(((y - y.mean()) ** 2).sum())
-    return 1.0 - float(((y - fitted) ** 2).sum()) / total
 
 
 def _curve_fit(func: Callable, r: np.ndarray, y: np.ndarray, p0: list[float], **kw) -> np.ndarray:
@@ -195,7 +191,7 @@ def fit_behaviour(
         "b0": _interval(reps[:, 1], level),
         "B0": _interval(np.tanh(reps[:, 1]), level),
     }
-    r2 = _r2(mean, tanh_curve(r, a, b0))
+    r2 = r_squared(mean, tanh_curve(r, a, b0))
     return CurveFit("tanh", params, ci, r2, 0.0, level, reps, failed)
 
 
@@ -276,5 +272,5 @@ def fit_helpfulness(
         "lambda_sigma_beta": _interval(reps[:, 1], level),
         "h0": _interval(floor + (1 - floor) / (1 + reps[:, 0]), level),
     }
-    r2 = _r2(mean, func(r, a, b))
+    r2 = r_squared(mean, func(r, a, b))
     return CurveFit("parabolic", params, ci, r2, float(floor), level, reps, failed)

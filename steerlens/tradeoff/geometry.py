@@ -77,7 +77,8 @@ def estimate_lambda(
     """λ: slope of the mean ``|δr|`` (``space="resid"``) or ``|W_U δr|`` against ``|r|``.
 
     Example:
-        >>> sl.estimate_lambda(res).slope
+        >>> res = sl.tradeoff.sweep(model, vec, torch.linspace(-8, 8, 9), prompts)
+        >>> sl.tradeoff.estimate_lambda(res).slope
     """
     check_instance("sweep", sweep, SweepResult, "a SweepResult (sl.tradeoff.sweep)")
     check_choice("space", space, ("resid", "logits"))

@@ -25,7 +25,8 @@ class LineFit:
     linear: bool
 
 
-def _r2(y: np.ndarray, fitted: np.ndarray) -> float:
+def r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    """R² of ``fitted`` against ``y``; for a flat ``y``, 1 if the fit is exact, else -inf."""
     total = float(((y - y.mean()) ** 2).sum())
     resid = float(((y - fitted) ** 2).sum())
     if total == 0.0:
@@ -58,7 +59,7 @@ def fit_through_origin(
         inside = np.abs(x) <= t
         xs, ys = x[inside], y[inside]
         slope = float((xs * ys).sum() / (xs * xs).sum())
-        fits.append(LineFit(slope, _r2(ys, slope * xs), float(t), int(inside.sum()), True))
+        fits.append(LineFit(slope, r_squared(ys, slope * xs), float(t), int(inside.sum()), True))
     good = [fit for fit in fits if fit.r2 >= r2_min]
     if good:
         return good[-1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -13,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..core.errors import SteerlensError
+from ..core.study import Stopwatch
 from ..core.types import HookedModel
 from ..core.validate import check_instance
 from ..core.vector import SteeringVector, as_vector
@@ -169,10 +169,10 @@ def tradeoff_report(
         and the reason is in ``rep.failures`` (and on the report page).
 
     Example:
-        >>> rep = sl.tradeoff_report(model, vec)
+        >>> rep = sl.tradeoff_report(model, vec, settings=sl.tradeoff.TradeoffSettings.quick())
         >>> rep.summary["recommended_coeff"], rep.figures()["behaviour"]
     """
-    started = time.perf_counter()
+    watch = Stopwatch()
     config = TradeoffSettings() if settings is None else settings
     check_instance("settings", config, TradeoffSettings, "a TradeoffSettings")
     vector, spec, task = _inputs(model, vector, behaviour, helpfulness, layers, config)
@@ -180,14 +180,20 @@ def tradeoff_report(
     run = {"batch_size": config.batch_size, "max_rows": config.max_rows}
     b_sweep = sweep(model, vector, values, spec.prompts, **run)
     h_sweep = sweep(model, vector, values, task.prompts, **run)
+    watch.lap("sweeps")
     b_curve, h_curve = behaviour_curve(b_sweep, spec), helpfulness_curve(h_sweep, task)
     keep, b_fit, (h_fit, h_other), primary, failures = _fits(b_curve, h_curve, config)
     kept = values[keep]
+    watch.lap("fits")
     margin = estimate_margin(
         b_sweep, torch.tensor(spec.aligned), torch.tensor(spec.misaligned), r2_min=config.r2_min
     )
     correct_ids = task.choice_ids[torch.arange(len(task.prompts)), task.correct]
     noise = estimate_noise(h_sweep, correct_ids, top_t=config.top_t, r2_min=config.r2_min)
+    lam = estimate_lambda(h_sweep, r2_min=config.r2_min)
+    lam_logits = estimate_lambda(h_sweep, space="logits", r2_min=config.r2_min)
+    lam_behaviour = estimate_lambda(b_sweep, r2_min=config.r2_min)
+    watch.lap("geometry")
     recommendation = recommend_coefficient(
         kept,
         b_curve.normalized[keep].mean(1),
@@ -203,22 +209,24 @@ def tradeoff_report(
         picks = np.unique(np.linspace(0, values.numel() - 1, 5).round().astype(int))
         prompts = spec.prompts[: config.completions]
         scored = completion_behaviour(model, vector, values[picks], prompts, score=config.score)
+    watch.lap("recommendation")
     return TradeoffReport(
-        b_curve,
-        h_curve,
-        b_sweep,
-        h_sweep,
-        estimate_lambda(h_sweep, r2_min=config.r2_min),
-        estimate_lambda(h_sweep, space="logits", r2_min=config.r2_min),
-        estimate_lambda(b_sweep, r2_min=config.r2_min),
-        margin,
-        noise,
-        b_fit,
-        h_fit,
-        h_other,
-        recommendation,
-        scored,
-        failures,
-        _record(config, vector, values, spec, task, h_curve, primary, kept),
-        time.perf_counter() - started,
+        behaviour=b_curve,
+        helpfulness=h_curve,
+        behaviour_sweep=b_sweep,
+        helpfulness_sweep=h_sweep,
+        lam=lam,
+        lam_logits=lam_logits,
+        lam_behaviour=lam_behaviour,
+        margin=margin,
+        noise=noise,
+        behaviour_fit=b_fit,
+        helpfulness_fit=h_fit,
+        helpfulness_fit_other=h_other,
+        recommendation=recommendation,
+        completions=scored,
+        failures=failures,
+        settings=_record(config, vector, values, spec, task, h_curve, primary, kept),
+        seconds=watch.elapsed(),
+        seconds_by_stage=watch.laps,
     )

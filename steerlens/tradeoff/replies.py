@@ -85,7 +85,7 @@ def completion_behaviour(
         **generate_kwargs: passed to ``sl.generate`` (e.g. ``do_sample=True``).
 
     Example:
-        >>> out = sl.completion_behaviour(model, vec, [-60, 0, 60], spec.prompts[:8])
+        >>> out = sl.tradeoff.completion_behaviour(model, vec, [-60.0, 0.0, 60.0], spec.prompts[:8])
         >>> out.table
     """
     values = check_coeffs(coeffs)

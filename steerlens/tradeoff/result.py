@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
+from ..core.study import json_safe
 from .curves import BehaviourCurve, HelpfulnessCurve
 from .fit import CurveFit
 from .geometry import LambdaEstimate, MarginEstimate, NoiseEstimate
@@ -24,7 +25,7 @@ from .plots import (
 from .recommend import Recommendation
 from .replies import CompletionBehaviour
 from .sweep_result import SweepResult
-from .tables import comparison_table, fits_table, geometry_table, json_safe
+from .tables import comparison_table, fits_table, geometry_table
 
 
 def _slope(fit: LineFit | None) -> float:
@@ -35,9 +36,10 @@ def _param(fit: CurveFit | None, name: str) -> float:
     return math.nan if fit is None else fit.params[name]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class TradeoffReport:
-    """Everything ``tradeoff_report`` measured; tables are DataFrames, figures plotly.
+    """Everything ``tradeoff_report`` measured (a ``Study``); tables are DataFrames, figures
+    plotly.
 
     Attributes:
         behaviour, helpfulness: the measured curves (per coefficient and query).
@@ -53,7 +55,7 @@ class TradeoffReport:
         completions: completion-scored ``B(r)`` if requested, else None.
         failures: fit name -> why it could not be fitted (the summary has NaN there).
         settings: the run's settings (coefficients, sizes, layers, ...).
-        seconds: wall time of the run.
+        seconds: wall time of the run; ``seconds_by_stage``: per stage.
     """
 
     behaviour: BehaviourCurve
@@ -73,6 +75,7 @@ class TradeoffReport:
     failures: dict[str, str]
     settings: dict[str, Any]
     seconds: float
+    seconds_by_stage: dict[str, float] = field(default_factory=dict)
     _figures: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -157,6 +160,44 @@ class TradeoffReport:
         """Geometric vs fitted Δλ and λσβ, next to the paper's ranges (its Tables/Figs.)."""
         return comparison_table(self)
 
+    def describe(self) -> str:
+        """What was swept, the unsteered point, the fits' failures and the recommendation."""
+        s, settings, rec = self.summary, self.settings, self.recommendation
+        coeffs = settings["coeffs"]
+        return "\n\n".join(
+            [
+                f"Steering x ← x + r·v̂ at layers {settings['layers']} ({settings['site']}, "
+                f"all positions, v̂ of unit norm per layer); {len(coeffs)} coefficients in "
+                f"[{min(coeffs):g}, {max(coeffs):g}]; {self.behaviour_sweep.n_queries} "
+                f"behaviour queries ({settings['behaviour']}), "
+                f"{self.helpfulness_sweep.n_queries} multiple-choice questions; "
+                f"{self.seconds:.0f} s.",
+                "B is fitted over r in [{:g}, {:g}], where the aligned and misaligned "
+                "tokens keep at least {:g} of their unsteered probability mass.".format(
+                    *settings["behaviour_range"], settings["min_mass"]
+                ),
+                f"Unsteered: B(0) = {s['B0']:.3f}, h(0) = {s['h0']:.3f}, accuracy "
+                f"{s['accuracy0']:.3f}.",
+                *(f"Not fitted ({name}): {why}" for name, why in self.failures.items()),
+                "Geometric estimates from δr = h_L(r) − h_L(0) at the last token, the bounds "
+                "of Theorems 1 and 2 fitted to the measured curves (95% bootstrap CIs over "
+                "queries), and the paper's Llama-2-13B ranges for reference (its coefficients "
+                "are on another scale).",
+                f"Largest B gain with h ≥ {1 - rec.budget:g}·h(0): r = {rec.coeff:g} "
+                f"(B gain {rec.gain:.3f}, h ratio {rec.h_ratio:.3f}).",
+            ]
+        )
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``curves``, ``geometry``, ``fits``, ``comparison`` and ``recommendation``."""
+        return {
+            "curves": self.curves,
+            "geometry": self.geometry,
+            "fits": self.fits,
+            "comparison": self.comparison,
+            "recommendation": self.recommendation.table,
+        }
+
     def figures(self) -> dict[str, go.Figure]:
         """``behaviour``, ``helpfulness``, ``lambda``, ``noise_histogram``, ``noise_spread``."""
         if not self._figures:
@@ -184,6 +225,7 @@ class TradeoffReport:
             "summary": self.summary,
             "settings": self.settings,
             "seconds": self.seconds,
+            "seconds_by_stage": self.seconds_by_stage,
             "curves": self.curves.to_dict(orient="records"),
             "geometry": self.geometry.to_dict(orient="records"),
             "fits": self.fits.to_dict(orient="records"),

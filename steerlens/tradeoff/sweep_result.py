@@ -28,9 +28,8 @@ class SweepResult:
         W_U: ``[d_model, d_vocab]`` unembedding (the model's, not copied); ``b_U`` its bias.
 
     Example:
-        >>> res = sl.sweep(model, vec, [-40.0, 0.0, 40.0], prompts)
-        >>> res.delta.shape          # h_L(q, r) - h_L(q, 0)
-        torch.Size([3, 20, 576])
+        >>> res = sl.tradeoff.sweep(model, vec, [-40.0, 0.0, 40.0], prompts)
+        >>> res.delta.shape   # h_L(q, r) - h_L(q, 0): [3, n_prompts, d_model]
     """
 
     coeffs: Float[Tensor, " n_coeffs"]

@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .fit import CurveFit
@@ -22,19 +21,6 @@ PAPER = {
     "lambda_sigma_beta": "0.1–0.4 (Sec. 4)",
     "lambda_sigma_beta_fit": "0.33–0.66 (Sec. 4, App. F.4)",
 }
-
-
-def json_safe(value: Any) -> Any:
-    """Plain Python types for ``json.dumps``; NaN and inf become None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _line_row(name: str, fit: LineFit, note: str, paper: str = "") -> dict[str, Any]:

@@ -7,7 +7,6 @@ own stimuli and measures (the docs' value-entanglement method page documents eve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core.hookpoints import normalise_layers
+from ..core.study import Stopwatch
 from ..core.types import HookedModel
 from ..core.validate import check_instance, check_model
 from ..core.vector import SteeringVector, data_hash
@@ -152,26 +152,25 @@ def value_entanglement(
         settings: a ``sl.values.ValuesSettings`` (``.report()`` and ``.quick()`` presets).
 
     Returns:
-        A ``ValueEntanglement`` (``.leakage``, ``.side_effects``, ``.cosines``, ``.auroc``,
-        figures, ``.to_dict()``).
+        A ``ValueEntanglement`` (a ``Study``: ``.summary``, ``.figures()``, ``.tables()``,
+        ``.to_dict()``; and ``.leakage``, ``.side_effects``, ``.cosines``, ``.auroc``).
 
     Example:
-        >>> ent = sl.value_entanglement(model)
+        >>> ent = sl.value_entanglement(model, settings=sl.values.ValuesSettings.quick())
         >>> ent.leakage[["before", "before_low", "before_high", "after"]]
         >>> ent.leakage_figure()
     """
     check_model(model)
     config = ValuesSettings() if settings is None else settings
     check_instance("settings", config, ValuesSettings, "a ValuesSettings")
-    started = time.perf_counter()
+    watch = Stopwatch()
     items = subsample(load_stimuli(stimuli, config.dimensions), config.max_frames, config.seed)
     layers = normalise_layers(model, list(config.layers) if config.layers != "all" else "all")
     chosen_prompts = resolve_prompts(prompts)
-    seconds: dict[str, float] = {}
     stages = tqdm(total=4, desc="value entanglement", unit="stage", disable=not config.progress)
 
     def lap(name: str) -> None:
-        seconds[name] = round(time.perf_counter() - started - sum(seconds.values()), 1)
+        watch.lap(name)
         stages.update()
 
     rep = _representations(model, items, layers, config)
@@ -192,7 +191,6 @@ def value_entanglement(
     figure_layer, projections = _projections(model, items, layers, rep, config)
     lap("projections")
     stages.close()
-    seconds["total"] = round(time.perf_counter() - started, 1)
     return ValueEntanglement(
         items=items,
         ratings=pd.concat(
@@ -208,5 +206,6 @@ def value_entanglement(
         ablate_layers=rep["chosen"],
         figure_layer=figure_layer,
         settings=_record(config, layers, rep, chosen_prompts),
-        seconds=seconds,
+        seconds=watch.seconds,
+        seconds_by_stage=watch.laps,
     )

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from jaxtyping import Float
+from torch import Tensor
 
-from ..core.batching import padded_batches
 from ..core.chat import format_chat
 from ..core.errors import SteerlensError
-from ..core.suffix import compute_prefix, run_suffix, unembed
+from ..core.suffix import unembed
 from ..core.tokens import encode, single_token_id
 from ..core.validate import (
     check_bool,
@@ -33,9 +33,9 @@ from ..core.validate import (
     check_text,
     check_texts,
 )
-from ..steering.context import steer
 from ..steering.interventions import Intervention
 from ..steering.readout import next_token_logits
+from ..steering.sweep import SweepPlan, run_sweep
 from .stimuli import DIMENSIONS, SETS, check_dimensions, load_stimuli, subsample
 
 
@@ -51,7 +51,7 @@ class RatingPrompt:
         chat: apply the chat template (``False``: ``question + answer_prefix`` as raw text).
 
     Example:
-        >>> sl.RatingPrompt("Is this polite or rude?\\n\\n{text}", "It is", " polite", " rude")
+        >>> sl.values.RatingPrompt("Polite or rude?\\n\\n{text}", "It is", " polite", " rude")
     """
 
     question: str
@@ -147,44 +147,39 @@ def rate_conditions(
     batch_size: int = 16,
     progress: bool | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``rate`` unsteered (``"before"``) and under each intervention, sharing the blocks
-    before the first intervened layer.
-
-    Per batch, one forward pass records the residual entering block ``l0`` (the lowest layer
-    any intervention touches) and the unsteered final residual (``core.suffix``);
-    each intervention then re-runs only blocks ``l0..L-1`` inside ``sl.steer``. Every row
-    gives the same ratings as a full forward under the intervention (tested).
+    """``rate`` unsteered (``"before"``) and under each intervention, through the sweep
+    engine (``steering.sweep``): per batch, the blocks below the first intervened layer run
+    once and each intervention re-runs only the rest, one per pass. Every row gives the same
+    ratings as a full forward under the intervention (tested).
 
     Returns:
         ``{"before": (rating, mass), name: (rating, mass), ...}``, arrays ``[n]``.
     """
     positive, negative = prompt.answer_ids(model)
     prompts = check_texts("texts", [prompt.render(model, text) for text in texts])
-    first = min(min(i.layers) for i in interventions.values()) if interventions else 0
-    batches = padded_batches(model, [encode(model, text) for text in prompts], batch_size)
-    names = ["before", *interventions]
-    logits = {name: torch.empty(len(prompts), 2, dtype=torch.float64) for name in names}
-    totals = {name: torch.empty(len(prompts), dtype=torch.float64) for name in names}
-    show = progress if progress is not None else len(batches) > 1
-    for batch in tqdm(batches, desc="ratings", disable=not show):
-        with torch.no_grad():
-            prefix = compute_prefix(model, batch.tokens, batch.mask, first)
-            finals = {"before": prefix.final[:, -1:]}
-            for name, intervention in interventions.items():
-                with steer(model, intervention):
-                    finals[name] = run_suffix(model, prefix, prefix.resid)[:, -1:]
-            for name, final in finals.items():
-                row = torch.log_softmax(unembed(model, final)[:, 0].double(), dim=-1)
-                logits[name][batch.rows] = row[:, [positive, negative]].cpu()
-                totals[name][batch.rows] = row[:, [positive, negative]].exp().sum(-1).cpu()
-    out = {}
-    for name in names:
-        pair = logits[name]
+
+    def answers(final: Float[Tensor, "rows d_model"]) -> Float[Tensor, "rows 2"]:
+        """``[rows, 2]``: log P(positive), log P(negative) of the next token (float64)."""
+        row = torch.log_softmax(unembed(model, final[:, None])[:, 0].double(), dim=-1)
+        return row[:, [positive, negative]].cpu()
+
+    plan = SweepPlan(
+        (None, *interventions.values()),
+        batch_size=batch_size,
+        max_rows=1,  # one intervention per pass, as a full forward would run it
+        share_opening=False,
+        progress=progress,
+        desc="ratings",
+        readout=answers,
+    )
+    out = run_sweep(model, [encode(model, text) for text in prompts], plan)
+    results = {}
+    for name, pair in zip(["before", *interventions], out.steered, strict=True):
         if not bool(torch.isfinite(pair).all()):
             raise SteerlensError(f"model: produced NaN or inf logits ({name})")
         rating = torch.tanh((pair[:, 0] - pair[:, 1]) / 2)
-        out[name] = (rating.numpy(), totals[name].numpy())
-    return out
+        results[name] = (rating.numpy(), pair.exp().sum(-1).numpy())
+    return results
 
 
 def value_ratings(
@@ -223,9 +218,9 @@ def value_ratings(
         (in ``[-1, 1]``, +1 = the good end) and ``mass``.
 
     Example:
-        >>> ratings = sl.value_ratings(model)
+        >>> ratings = sl.values.value_ratings(model, max_frames=4)   # 4 of 48 scenarios per set
         >>> with sl.steer(model, sl.ablate(moral_vector)):
-        ...     ablated = sl.value_ratings(model)
+        ...     ablated = sl.values.value_ratings(model, max_frames=4)
     """
     check_model(model)
     dimensions = check_dimensions(dimensions)

@@ -10,23 +10,24 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..core.study import json_safe
 from ..core.vector import SteeringVector
 from .plots import auroc_figure, cosine_figure, leakage_figure, projection_figure
 from .stimuli import SETS
 
-VARIANTS = {"plain": "after", "selective": "after_selective"}
 
-
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class ValueEntanglement:
-    """Result of ``sl.value_entanglement``: tables, vectors and figures.
+    """Result of ``sl.value_entanglement`` (a ``Study``): tables, vectors and figures.
 
     Attributes:
         items: the stimuli used (one row per item).
-        ratings: one row per (condition, item, rated dimension), from ``sl.value_ratings``;
+        ratings: one row per (condition, item, rated dimension), from
+            ``sl.values.value_ratings``;
             conditions ``before``, ``after`` (moral direction ablated) and
             ``after_selective`` (its part orthogonal to the other directions ablated).
-        effects: every statistic of every rating and condition, from ``sl.value_leakage``.
+        effects: every statistic of every rating and condition, from
+            ``sl.values.value_leakage``.
         cosines: ``layer x pair`` cosines between the attribute directions.
         auroc: ``layer x direction→label`` held-out AUROC (cross-fitted by frame).
         correlations: ``layer x moral~target`` correlation of held-out projections.
@@ -38,7 +39,8 @@ class ValueEntanglement:
             the ablated ``plain`` and ``selective`` vectors (``SteeringVector``).
         ablate_layers: where the moral direction was ablated, and why (``settings``).
         figure_layer: the layer shown in the projection figure.
-        settings: every setting of the run; ``seconds``: time per stage.
+        settings: every setting of the run.
+        seconds: wall time; ``seconds_by_stage``: per stage.
     """
 
     items: pd.DataFrame
@@ -53,7 +55,8 @@ class ValueEntanglement:
     ablate_layers: list[int]
     figure_layer: int
     settings: Mapping[str, Any] = field(default_factory=dict)
-    seconds: Mapping[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    seconds_by_stage: dict[str, float] = field(default_factory=dict)
 
     @property
     def leakage(self) -> pd.DataFrame:
@@ -81,19 +84,79 @@ class ValueEntanglement:
         order = [d for d in self.settings.get("dimensions", []) if d in rows] or list(rows)
         return pd.DataFrame.from_dict(rows, orient="index").loc[order].rename_axis("dimension")
 
-    def summary(self) -> pd.DataFrame:
-        """Leakage and target effect per dimension and condition, rounded for reading."""
+    @property
+    def summary(self) -> dict[str, float]:
+        """The leakage of every target dimension before and after each ablation, with CIs:
+        ``leakage_{dimension}_{column}`` for each column of ``leakage`` (e.g.
+        ``leakage_grammar_before``, ``leakage_grammar_after_high``)."""
+        return {
+            f"leakage_{dimension}_{column}": float(value)
+            for dimension, row in self.leakage.iterrows()
+            for column, value in row.items()
+        }
+
+    def effect_table(self) -> pd.DataFrame:
+        """Leakage, target effect and moral share per dimension and condition."""
         part = self.effects[
             (self.effects["dimension"] != "moral")
             & self.effects["statistic"].isin(["moral_effect", "target_effect", "moral_share"])
         ]
-        return (
-            part.pivot_table(
-                index=["dimension", "statistic"], columns="condition", values="estimate"
-            )
-            .reindex(columns=list(dict.fromkeys(part["condition"])))
-            .round(3)
+        return part.pivot_table(
+            index=["dimension", "statistic"], columns="condition", values="estimate"
+        ).reindex(columns=list(dict.fromkeys(part["condition"])))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``effects`` (``effect_table``), ``side effects`` (without CIs) and ``cosines``
+        (about ten layers)."""
+        side = self.side_effects
+        return {
+            "effects": self.effect_table().reset_index(),
+            "side effects": side[
+                [c for c in side if not c.endswith(("_low", "_high"))]
+            ].reset_index(),
+            "cosines": self.cosines.iloc[:: max(1, len(self.cosines) // 10)].reset_index(),
+        }
+
+    def describe(self) -> str:
+        """The stimuli, the measure, the ablation, and each dimension's leakage before and
+        after it."""
+
+        def interval(row: pd.Series, name: str) -> str:
+            return f"{row[name]:+.3f} [{row[name + '_low']:+.3f}, {row[name + '_high']:+.3f}]"
+
+        n_items = ", ".join(
+            f"{s}: {n}" for s, n in self.items["set"].value_counts(sort=False).items()
         )
+        lines = [
+            f"Items {n_items}; ratings are (P(good) - P(bad)) / (P(good) + P(bad)) of the "
+            "next token after a pre-filled answer under the chat template; leakage is the "
+            "moral main effect (good minus bad) on a grammar or economic rating with the "
+            "target label controlled, and 0 is the normative value.",
+            f"Moral direction ablated (rank 1, all positions) at layers {self.ablate_layers} "
+            f"({self.settings.get('ablate_rule', '')}).",
+        ]
+        for dimension, row in self.leakage.iterrows():
+            target = self.effects[
+                (self.effects["dimension"] == dimension)
+                & (self.effects["statistic"] == "target_effect")
+                & (self.effects["condition"] == "before")
+            ].iloc[0]
+            lines.append(
+                f"{dimension}: leakage (moral effect on the {dimension} rating) "
+                f"{interval(row, 'before')} before, {interval(row, 'after')} after ablating "
+                f"the moral direction, {interval(row, 'after_selective')} after the selective "
+                f"ablation; the rating's own {dimension} effect is {target['estimate']:+.3f} "
+                f"[{target['ci_low']:+.3f}, {target['ci_high']:+.3f}] (95% frame-bootstrap "
+                "CIs)."
+            )
+        lines += [
+            "Side effects: moral discrimination should fall under a moral ablation; grammar "
+            "and economic discrimination and helpfulness should stay; KL is measured on "
+            "neutral text (nats per token).",
+            "Representations: attribute directions (good minus bad, balanced over the other "
+            "factor) at every layer; held-out projections (frames cross-fitted).",
+        ]
+        return "\n\n".join(lines)
 
     # --- figures ------------------------------------------------------------------------
     def leakage_figure(self) -> go.Figure:
@@ -113,6 +176,7 @@ class ValueEntanglement:
         return projection_figure(self.projections, self.figure_layer)
 
     def figures(self) -> dict[str, go.Figure]:
+        """``leakage``, ``cosines``, ``auroc`` and ``projections``."""
         return {
             "leakage": self.leakage_figure(),
             "cosines": self.cosine_figure(),
@@ -122,27 +186,32 @@ class ValueEntanglement:
 
     # --- export -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Every reported number, JSON-serializable (per-item ratings and projections are
-        left out; they are in ``ratings`` and ``projections``)."""
+        """Every reported number, JSON-ready (per-item ratings and projections are left out;
+        they are in ``ratings`` and ``projections``)."""
 
         def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-            clean = frame.reset_index().replace({np.nan: None})
-            return clean.to_dict(orient="records")
+            return frame.reset_index().to_dict(orient="records")
 
-        return {
-            "settings": dict(self.settings),
-            "seconds": dict(self.seconds),
-            "n_items": {s: int((self.items["set"] == s).sum()) for s in self.items["set"].unique()},
-            "ablate_layers": list(self.ablate_layers),
-            "figure_layer": self.figure_layer,
-            "leakage": records(self.leakage),
-            "effects": records(self.effects),
-            "side_effects": records(self.side_effects),
-            "cosines": records(self.cosines),
-            "auroc": records(self.auroc),
-            "correlations": records(self.correlations),
-            "vector_norms": {
-                name: {str(k): v for k, v in vector.norms().items()}
-                for name, vector in self.vectors.items()
-            },
-        }
+        return json_safe(
+            {
+                "summary": self.summary,
+                "settings": dict(self.settings),
+                "seconds": self.seconds,
+                "seconds_by_stage": dict(self.seconds_by_stage),
+                "n_items": {
+                    s: int((self.items["set"] == s).sum()) for s in self.items["set"].unique()
+                },
+                "ablate_layers": list(self.ablate_layers),
+                "figure_layer": self.figure_layer,
+                "leakage": records(self.leakage),
+                "effects": records(self.effects),
+                "side_effects": records(self.side_effects),
+                "cosines": records(self.cosines),
+                "auroc": records(self.auroc),
+                "correlations": records(self.correlations),
+                "vector_norms": {
+                    name: {str(k): v for k, v in vector.norms().items()}
+                    for name, vector in self.vectors.items()
+                },
+            }
+        )

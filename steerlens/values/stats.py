@@ -186,7 +186,10 @@ def value_leakage(
         leakage is the ``moral_effect`` of a grammar or economic rating.
 
     Example:
-        >>> table = sl.value_leakage({"before": before, "after": after})
+        >>> before = sl.values.value_ratings(model, max_frames=4)
+        >>> with sl.steer(model, sl.ablate(moral_vector)):
+        ...     after = sl.values.value_ratings(model, max_frames=4)
+        >>> table = sl.values.value_leakage({"before": before, "after": after})
     """
     check_int("n_boot", n_boot, low=100)
     check_number("level", level, low=0.5, high=0.999999)

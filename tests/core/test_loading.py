@@ -7,10 +7,10 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
 
 import steerlens as sl
 from steerlens.core.errors import SteerlensError
+from tests.architectures import tiny_llama
 
 
 @pytest.fixture
@@ -18,18 +18,7 @@ def hf_llama(tokenizer):
     """A tiny random Llama built from a config, as ``from_config`` or a GGUF load gives it:
     its config has no ``architectures``. (Booting wraps its modules in place, so each test
     gets a fresh one and compares against an untouched copy.)"""
-    config = AutoConfig.for_model(
-        "llama",
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = tiny_llama(tokenizer, num_hidden_layers=2, max_position_embeddings=128)
     assert not model.config.architectures
     return model
 

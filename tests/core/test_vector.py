@@ -50,10 +50,16 @@ def test_layers_indexing_and_metadata():
         vec[3]
 
 
-def test_repr_says_where_it_reads_and_applies():
-    text = repr(make(layers=(8, 12), site="resid_post", method="mean_difference"))
-    assert "blocks.{8,12}.hook_resid_post" in text
-    assert "read at" in text and "applies at" in text and "mean_difference" in text
+def test_repr_says_where_it_reads_and_applies_on_one_line():
+    vec = make(layers=(8, 12), site="resid_post", method="mean_difference", model_name="m")
+    text = repr(vec)
+    assert "read and applied at blocks.{8,12}.hook_resid_post" in text
+    assert "mean_difference" in text and "last token" in text and "\n" not in text
+    assert len(text) < 120 and "basis" not in text
+    assert "basis='centred'" in repr(make(layers=(8,), basis="centred"))
+    prose = vec.describe()
+    assert "blocks.{8,12}.hook_resid_post" in prose and "site=" in prose
+    assert f"8: {vec.norms()[8]:.3g}" in prose
 
 
 @pytest.mark.parametrize(

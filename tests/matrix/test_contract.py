@@ -1,6 +1,6 @@
 """The core contract on every architecture of the matrix (``tests.architectures``), float32
 and bfloat16, each number checked against the untouched Hugging Face model (plain PyTorch
-hooks, ``tests.matrix.hf_reference``) or the naive loop.
+hooks, ``tests.reference``) or the naive loop.
 
 The positions rule with and without the KV cache is checked on the same matrix by
 ``tests/steering/test_model_generate.py``. ``make models-table`` runs both and writes the
@@ -20,7 +20,7 @@ from tests.architectures import ARCHITECTURES, build
 from tests.tradeoff.test_sweep import naive, sweep_logits
 from tests.user_kinds import Scale
 
-from .hf_reference import PARALLEL, edit_fn, edited, rows_logits
+from ..reference import PARALLEL, edit_fn, edited, rows_logits
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 TEXTS = ["A short one.", "A somewhat longer sentence, so the batch is left-padded.", "Three."]

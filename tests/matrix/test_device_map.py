@@ -14,7 +14,7 @@ import steerlens as sl
 from steerlens.core.tokens import encode
 from tests.architectures import CONFIGS
 
-from .hf_reference import edit_fn, edited
+from ..reference import edit_fn, edited
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 LAYER = 1

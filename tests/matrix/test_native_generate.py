@@ -13,7 +13,7 @@ from steerlens.core.tokens import decode_reply, encode, left_pad
 from steerlens.steering.native import native_forward
 from tests.architectures import ARCHITECTURES, build
 
-from .hf_reference import edit_fn, edited
+from ..reference import edit_fn, edited
 
 PROMPTS = ["Once upon a time", "The weather today is rather cold, so we"]
 N_NEW = 4

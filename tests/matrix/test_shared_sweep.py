@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import steerlens as sl
-from steerlens.core.positions import position_rule
 from steerlens.core.tokens import encode
 from steerlens.steering.readout import next_token_logits
-from steerlens.tradeoff.shared_opening import worth_sharing
+from steerlens.steering.sweep import SweepPlan
+from steerlens.steering.sweep.shared_opening import shared_length
 from tests.architectures import ARCHITECTURES, build
 
 OPENING = "Q: what colour is the sky? A: blue. Q: how many legs has a cat? A: four. Q: "
@@ -22,9 +22,10 @@ PROMPTS = [OPENING + "what is ice? A:", OPENING + "which animal says moo all day
 def test_shared_opening_sweep_equals_steered_forwards(name, tokenizer):
     model, _ = build(name, tokenizer)
     sequences = [encode(model, p) for p in PROMPTS]
-    assert worth_sharing(model, sequences, 1, position_rule("all"), share=True) > 20
     direction = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3))
     vector = sl.SteeringVector({1: direction / direction.norm()})
+    plan = SweepPlan((sl.add(vector, 1.0),), share_opening=True)
+    assert shared_length(model, sequences, plan) > 20
     coeffs = [-4.0, 0.0, 2.5]
     res = sl.tradeoff.sweep(model, vector, coeffs, PROMPTS, max_rows=3, share_opening=True)
     for index, r in enumerate(coeffs):

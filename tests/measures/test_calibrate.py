@@ -10,6 +10,7 @@ import steerlens as sl
 from steerlens.core.errors import SteerlensError
 from steerlens.core.tokens import encode
 from steerlens.measures import calibration as calibrate_module
+from tests.reference import edited
 
 TEXTS = ["The river runs north.", "Bread is made from flour, water and salt.", "Hi"]
 LAYER = 1
@@ -24,18 +25,12 @@ def hand_token_kl(model, direction: torch.Tensor, coeff: float) -> np.ndarray:
     """Per-token KL(p || p_steered) with ``coeff * direction`` added before HF layer 1."""
     hf, kls = model.original_model, []
 
-    def pre_hook(_module, args, kwargs):
-        return (args[0] + coeff * direction, *args[1:]), kwargs
-
     for text in TEXTS:
         ids = torch.tensor([encode(model, text)])
         with torch.no_grad():
             base = torch.softmax(hf(ids).logits[0].double(), -1)
-            handle = hf.model.layers[LAYER].register_forward_pre_hook(pre_hook, with_kwargs=True)
-            try:
+            with edited(hf, "", LAYER, "resid_pre", lambda x: x + coeff * direction):
                 steered = torch.softmax(hf(ids).logits[0].double(), -1)
-            finally:
-                handle.remove()
         kls.append((base * (base.log() - steered.log())).sum(-1))
     return torch.cat(kls).numpy()
 

@@ -8,6 +8,7 @@ import torch
 import steerlens as sl
 from steerlens.core.tokens import encode
 from steerlens.measures.kl import neutral_texts
+from tests.reference import edited
 
 TEXTS = ["The river runs north.", "Bread is made from flour, water and salt.", "Hi"]
 
@@ -20,16 +21,10 @@ def test_token_kl_matches_a_hand_computation(tiny_model):
     for text in TEXTS:
         ids = torch.tensor([encode(tiny_model, text)])
 
-        def pre_hook(_module, args, kwargs):
-            return (args[0] + vec[1], *args[1:]), kwargs
-
         with torch.no_grad():
             base = hf(ids).logits[0].double().log_softmax(-1)
-            handle = hf.model.layers[1].register_forward_pre_hook(pre_hook, with_kwargs=True)
-            try:
+            with edited(hf, "", 1, "resid_pre", lambda x: x + vec[1]):
                 steered = hf(ids).logits[0].double().log_softmax(-1)
-            finally:
-                handle.remove()
         expected.append((base.exp() * (base - steered)).sum(-1))
     expected = torch.cat(expected)
     assert kls.shape == expected.shape  # one value per real token, input order

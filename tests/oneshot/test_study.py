@@ -8,7 +8,7 @@ import pytest
 
 import steerlens as sl
 from steerlens.report.html import render
-from steerlens.report.oneshot import one_shot_sections
+from steerlens.report.lines import study_section
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,8 @@ def test_cached_and_naive_agree_on_the_default_model(default_model, requests):
     assert max(abs(a - b) for a, b in zip(cached.losses, naive.losses, strict=True)) < 1e-4
 
 
-def test_quick_study(default_model):
-    settings = sl.oneshot.StudySettings.quick(progress=False)
-    study = sl.oneshot.one_shot_refusal_study(default_model, settings)
+def test_quick_study(one_shot_study):
+    study = one_shot_study
     s = study.summary
     assert s["n_train"] == 2 == len(study.vectors) == len(study.table)
     assert s["n_held_out"] == 4 and s["baseline_refusal"] == 0.0
@@ -70,5 +69,6 @@ def test_quick_study(default_model):
     assert s["mixed_opening_logprob_after"] < s["mixed_opening_logprob_before"]
     data = json.loads(json.dumps(study.to_dict()))
     assert data["summary"] == dict(s)
-    page = render("one-shot", one_shot_sections(study))
+    assert set(study.choices) == {"suppression_prompt", "mixed_suppressed_opening"}
+    page = render("one-shot", [study_section("one-shot", study)])
     assert page.count('class="figure"') == 3

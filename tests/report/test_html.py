@@ -16,7 +16,7 @@ from ..browser import check_page, chromium
 def sections(n_figures=2):
     figures = [go.Figure(go.Scatter(x=[0, 1, 2], y=[i, 2, 1])) for i in range(n_figures)]
     table = pd.DataFrame({"coeff": [0.5, 1.0], "rate": [0.1, 0.6]})
-    return [Section("Results", ["A paragraph with <markup> to escape."], [table], figures)]
+    return [Section("Results", ["A paragraph with <markup> to escape."], {"rates": table}, figures)]
 
 
 def test_page_is_self_contained():

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import steerlens as sl
+from steerlens.report.kl_budget import kl_budget
 from steerlens.report.settings import ReportSettings
-from steerlens.report.tradeoff import kl_budget
 
 from ..measures.test_calibrate import LAYER, TEXTS, hand_token_kl
 
@@ -20,7 +20,7 @@ def unit():
 
 @pytest.mark.parametrize("recommended", [0.05, -0.05])
 def test_kl_budget_next_to_the_recommendation(tiny_model, unit, recommended, monkeypatch):
-    monkeypatch.setattr("steerlens.report.tradeoff.neutral_texts", lambda: list(TEXTS))
+    monkeypatch.setattr("steerlens.report.kl_budget.neutral_texts", lambda: list(TEXTS))
     settings = ReportSettings(kl_budget=0.01, kl_texts=3)
     numbers, section = kl_budget(tiny_model, settings, unit, recommended, start=0.1)
     assert numbers["n_texts"] == 3 and numbers["quantile"] == 0.95

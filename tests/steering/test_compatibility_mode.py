@@ -16,6 +16,7 @@ from steerlens.core import vector_file
 from steerlens.core.basis import residual_basis
 from steerlens.core.tokens import encode
 from tests.architectures import CONFIGS
+from tests.reference import edited
 
 LAYER = 1
 POSITIVES = ["I love this, it is wonderful", "What a great and happy day", "Lovely work"]
@@ -48,29 +49,13 @@ def llama(tokenizer):
     return boot_pair("llama", tokenizer)
 
 
-def decoder_layers(hf_model):
-    return hf_model.transformer.h if hasattr(hf_model, "transformer") else hf_model.model.layers
-
-
 def hf_logits(hf_model, ids, edit=None) -> torch.Tensor:
     """Last-token logits ``[d_vocab]`` centred over the vocabulary (compatibility mode
     centres the unembedding, which shifts each position's logits by a constant), with
     ``edit`` applied to the input of decoder layer ``LAYER`` (= ``resid_pre``)."""
 
-    def pre_hook(_module, args, kwargs):
-        return (edit(args[0]), *args[1:]), kwargs
-
-    handle = None
-    if edit is not None:
-        handle = decoder_layers(hf_model)[LAYER].register_forward_pre_hook(
-            pre_hook, with_kwargs=True
-        )
-    try:
-        with torch.no_grad():
-            logits = hf_model(torch.tensor([ids])).logits[0, -1]
-    finally:
-        if handle is not None:
-            handle.remove()
+    with edited(hf_model, "", LAYER, "resid_pre", edit or (lambda x: x)), torch.no_grad():
+        logits = hf_model(torch.tensor([ids])).logits[0, -1]
     return logits - logits.mean()
 
 

@@ -25,3 +25,13 @@ def test_generate_hides_the_bridges_cache_deprecation_warning(tiny_model):
     if not bare:
         pytest.skip("this transformers version does not warn about past_key_values")
     assert cache_warnings(lambda: sl.generate(tiny_model, "Hello there", chat=False)) == []
+
+
+def test_a_formatted_prompt_is_not_wrapped_twice(tiny_model):
+    text = sl.format_chat(tiny_model, "How do I bake bread?")
+    with pytest.raises(
+        sl.SteerlensError, match=r"prompt\[1\]: already carries the chat.*chat=False"
+    ):
+        sl.generate(tiny_model, ["Hello", text], max_new_tokens=1)
+    direct = sl.generate(tiny_model, text, chat=False, max_new_tokens=3)
+    assert direct == sl.generate(tiny_model, "How do I bake bread?", max_new_tokens=3)

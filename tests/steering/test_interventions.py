@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import steerlens as sl
 from steerlens import SteerlensError
 from steerlens.core.tokens import encode
+from tests.reference import edited
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -33,15 +34,8 @@ def test_add_matches_plain_pytorch_on_hf_model(tiny_model):
     vec = random_vector()
     hf = tiny_model.original_model
 
-    def pre_hook(_module, args, kwargs):
-        return (args[0] + 3.0 * vec[1],) + args[1:], kwargs
-
-    handle = hf.model.layers[1].register_forward_pre_hook(pre_hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            expected = hf(ids(tiny_model)).logits
-    finally:
-        handle.remove()
+    with edited(hf, "", 1, "resid_pre", lambda x: x + 3.0 * vec[1]), torch.no_grad():
+        expected = hf(ids(tiny_model)).logits
     with sl.steer(tiny_model, sl.add(vec, coeff=3.0)), torch.no_grad():
         steered = tiny_model(ids(tiny_model))
     unsteered = tiny_model(ids(tiny_model))

@@ -11,6 +11,7 @@ import torch
 import steerlens as sl
 from steerlens.core.tokens import encode
 from steerlens.steering import SteeringNonFiniteWarning
+from tests.reference import edited
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +61,8 @@ def test_finite_steering_is_untouched(models):
     ids = torch.tensor([encode(model, "Hello there")])
     direction = torch.randn(64)
     hf = model.original_model
-    handle = hf.model.layers[1].register_forward_pre_hook(
-        lambda _m, args: (args[0] + 2.0 * direction, *args[1:])
-    )
-    with torch.no_grad():
+    with edited(hf, "", 1, "resid_pre", lambda x: x + 2.0 * direction), torch.no_grad():
         expected = hf(ids).logits
-    handle.remove()
     with sl.steer(model, sl.add(sl.SteeringVector({1: direction}), 2.0)), torch.no_grad():
         got = model(ids)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -13,6 +13,7 @@ RULES = [
     "all",
     "prompt",
     "generated",
+    "last",
     [1, -1],
     torch.tensor([True, False, True, False, False, True]),
 ]
@@ -83,11 +84,11 @@ def manual_greedy(model, prompt, steer_from, steer_to, n_new=8):
     return model.tokenizer.decode(new, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("rule", ["prompt", "generated", "all"])
+@pytest.mark.parametrize("rule", ["prompt", "generated", "all", "last"])
 def test_rules_match_a_manual_reference(tiny_model, rule):
     prompt = PROMPTS[0]
     n = len(encode(tiny_model, prompt))
-    span = {"prompt": (0, n), "generated": (n, None), "all": (0, None)}[rule]
+    span = {"prompt": (0, n), "generated": (n, None), "all": (0, None), "last": (n - 1, n)}[rule]
     expected = manual_greedy(tiny_model, prompt, *span)
     eos = tiny_model.tokenizer.eos_token
     got = run(tiny_model, [prompt], rule, True)[0]
@@ -97,3 +98,12 @@ def test_rules_match_a_manual_reference(tiny_model, rule):
 def test_boolean_mask_length_must_match_prompt(tiny_model):
     with pytest.raises(sl.SteerlensError, match="boolean mask"):
         run(tiny_model, ["A short one"], torch.tensor([True] * 9), True)
+
+
+def test_reading_and_steering_words_are_told_apart(tiny_model):
+    """``position=`` (reading) and ``positions=`` (steering) name each other's words."""
+    with pytest.raises(sl.SteerlensError, match="is a word of positions="):
+        sl.collect_activations(tiny_model, ["hi"], layers=[1], position="all")
+    with pytest.raises(sl.SteerlensError, match="is a word of position="):
+        sl.add(vector(), positions="mean")
+    assert str(sl.add(vector(), positions="last").positions) == "last positions"

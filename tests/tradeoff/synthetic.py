@@ -55,3 +55,28 @@ def synthetic_setup(model, vector, prompts, reach: float):
         list(prompts), choice_ids, torch.zeros(len(prompts), dtype=torch.long)
     )
     return spec, task
+
+
+PROMPTS = [
+    "The cat sat on the mat.",
+    "Tell me a story about a dragon.",
+    "Numbers: 1, 2, 3",
+    "Hello there",
+    "What is love?",
+    "A B C D",
+]
+COEFFS = torch.linspace(-1, 1, 9)
+
+
+def synthetic_vector(model) -> sl.SteeringVector:
+    """A random direction at layer 1 (seeded)."""
+    v = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    return sl.SteeringVector({1: v})
+
+
+def synthetic_report(model) -> sl.tradeoff.TradeoffReport:
+    """``tradeoff_report`` of ``synthetic_vector`` over ``COEFFS`` on the synthetic setup."""
+    vector = synthetic_vector(model)
+    spec, task = synthetic_setup(model, vector, PROMPTS, 1.0)
+    settings = sl.tradeoff.TradeoffSettings.quick(floor=0.0, n_boot=20)
+    return sl.tradeoff_report(model, vector, spec, task, coeffs=COEFFS, settings=settings)

@@ -10,8 +10,8 @@ import torch
 
 import steerlens as sl
 from steerlens.measures.refusal import refusal_pairs
-from steerlens.report.settings import ReportContext, ReportSettings
-from steerlens.report.tradeoff import tradeoff_stage
+from steerlens.report.lines import LINES
+from steerlens.report.settings import RefusalFindings, ReportContext, ReportSettings
 from steerlens.steering.readout import next_token_logits
 
 pytestmark = pytest.mark.slow
@@ -43,10 +43,11 @@ def test_sweep_equals_naive_loop(default_model, refusal):
 def test_quick_report_stage_on_a_refusal_vector(default_model, refusal):
     """The report stage (as ``steerlens report --quick`` would run it) on a refusal vector."""
     vec, held_out = refusal
-    found = {"refusal_vector": vec, "refusal_held_out": held_out}
-    context = ReportContext(default_model, ReportSettings(quick=True, layer=LAYER), found)
-    numbers, sections = tradeoff_stage(context)
-    rep = context.found["tradeoff"]
+    findings = RefusalFindings(vec, held_out)
+    context = ReportContext(default_model, ReportSettings(quick=True, layer=LAYER), findings)
+    (line,) = [line for line in LINES if line.name == "tradeoff"]
+    numbers, sections = line.stage(context)
+    rep = context.studies["tradeoff"]
     b = rep.curves["B"]
     assert b.iloc[-1] > b[rep.curves["coeff"] == 0].item() > b.iloc[0]  # refusal rises with r
     for key in ("lambda", "delta", "sigma", "recommended_coeff"):
@@ -57,7 +58,7 @@ def test_quick_report_stage_on_a_refusal_vector(default_model, refusal):
         sl.measures.helpfulness(default_model, task).p_correct
     )
     data = json.loads(json.dumps(numbers, allow_nan=False))
-    assert len(data["curves"]) == 9 and len(sections) == 4
+    assert len(data["curves"]) == 9 and len(sections) == 2
     budget = data["kl_budget"]  # sl.calibrate beside the recommendation
     assert sections[-1].title == "Tradeoff: KL budget" and "error" not in budget
     assert math.copysign(1, budget["coeff"]) == math.copysign(1, rep.recommendation.coeff)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import steerlens as sl
 from steerlens.core.tokens import encode
 from steerlens.tradeoff.linefit import fit_through_origin
+from tests.reference import edited
 
 from .synthetic import make_task
 
@@ -37,18 +38,10 @@ def hand_final(model, prompts, u, coeffs) -> torch.Tensor:
     hf = model.original_model
     out = torch.empty(len(coeffs), len(prompts), model.cfg.d_model)
     for i, r in enumerate(coeffs):
-
-        def pre_hook(_module, args, kwargs, r=r):
-            return (args[0] + r * u,) + args[1:], kwargs
-
-        handle = hf.model.layers[LAYER].register_forward_pre_hook(pre_hook, with_kwargs=True)
-        try:
+        with edited(hf, "", LAYER, "resid_pre", lambda x, r=r: x + r * u), torch.no_grad():
             for j, text in enumerate(prompts):
                 ids = torch.tensor([encode(model, text)])
-                with torch.no_grad():
-                    out[i, j] = hf(ids, output_hidden_states=True).hidden_states[-1][0, -1]
-        finally:
-            handle.remove()
+                out[i, j] = hf(ids, output_hidden_states=True).hidden_states[-1][0, -1]
     return out
 
 

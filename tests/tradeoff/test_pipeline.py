@@ -13,20 +13,11 @@ import torch
 import steerlens as sl
 from steerlens.core.tokens import encode
 from steerlens.report.html import render
-from steerlens.report.tradeoff import tradeoff_sections
+from steerlens.report.lines import study_section
 from steerlens.tradeoff import TradeoffSettings
 
-from .synthetic import synthetic_setup
+from .synthetic import COEFFS, PROMPTS, synthetic_setup, synthetic_vector
 
-PROMPTS = [
-    "The cat sat on the mat.",
-    "Tell me a story about a dragon.",
-    "Numbers: 1, 2, 3",
-    "Hello there",
-    "What is love?",
-    "A B C D",
-]
-COEFFS = torch.linspace(-1, 1, 9)
 REQUIRED = (
     "lambda",
     "delta",
@@ -39,15 +30,12 @@ REQUIRED = (
 
 @pytest.fixture(scope="module")
 def vector(tiny_model):
-    v = torch.randn(tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
-    return sl.SteeringVector({1: v})
+    return synthetic_vector(tiny_model)
 
 
 @pytest.fixture(scope="module")
-def report(tiny_model, vector):
-    spec, task = synthetic_setup(tiny_model, vector, PROMPTS, 1.0)
-    settings = TradeoffSettings.quick(floor=0.0, n_boot=20)
-    return sl.tradeoff_report(tiny_model, vector, spec, task, coeffs=COEFFS, settings=settings)
+def report(tradeoff_result):
+    return tradeoff_result
 
 
 def test_summary_has_the_contract_keys(report):
@@ -95,7 +83,7 @@ def test_figures_and_sections(report):
     assert all(isinstance(f, go.Figure) for f in figures.values())
     assert len(figures["behaviour"].data) == 2  # measured + tanh fit
     assert len(figures["lambda"].data) == 3  # measured + one line per side
-    page = render("tradeoff", tradeoff_sections(report))
+    page = render("tradeoff", [study_section("tradeoff", report)])
     assert page.count('class="figure"') == 5
 
 
@@ -127,7 +115,7 @@ def test_a_failed_fit_is_reported_not_fatal(tiny_model, vector):
     assert math.isfinite(rep.summary["delta_lambda_fit"])
     data = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
     assert data["summary"]["lambda_sigma_beta_fit"] is None and data["failures"]
-    assert "Not fitted (theorem2_floor_0.25)" in render("t", tradeoff_sections(rep))
+    assert "Not fitted (theorem2_floor_0.25)" in render("t", [study_section("t", rep)])
 
 
 def test_behaviour_range_follows_the_token_mass(tiny_model, vector, report):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import steerlens as sl
-from steerlens.core.positions import position_rule
 from steerlens.core.tokens import encode
-from steerlens.tradeoff.shared_opening import opening_length, worth_sharing
+from steerlens.steering.sweep import SweepPlan
+from steerlens.steering.sweep.shared_opening import SharedOpening, opening_length, shared_length
 
 from .test_sweep import naive, sweep_logits, unit
 
@@ -25,19 +25,25 @@ PROMPTS = [
 ]
 
 
+def plan(model, positions="all", **options):
+    return SweepPlan((sl.add(unit(model, 0), 1.0, layers=[1], positions=positions),), **options)
+
+
 def test_the_opening_is_shared_for_these_prompts(tiny_model):
     sequences = [encode(tiny_model, p) for p in PROMPTS]
     opening = opening_length(sequences)
     assert opening > 30
     assert all(s[:opening] == sequences[0][:opening] for s in sequences)
-    assert worth_sharing(tiny_model, sequences, 1, position_rule("all")) == opening
-    assert worth_sharing(tiny_model, sequences, 1, position_rule([0, -1])) == 0
-    assert worth_sharing(tiny_model, sequences[:1], 1, position_rule("all")) == 0
+    assert shared_length(tiny_model, sequences, plan(tiny_model)) == opening
+    assert shared_length(tiny_model, sequences, plan(tiny_model, [0, -1])) == 0
+    assert shared_length(tiny_model, sequences, plan(tiny_model, "last")) == 0
+    assert shared_length(tiny_model, sequences[:1], plan(tiny_model)) == 0
+    assert shared_length(tiny_model, sequences, plan(tiny_model, share_opening=False)) == 0
     assert opening_length([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps a token of its own
 
 
-@pytest.mark.parametrize("max_rows", [1, 3, 64])
-def test_shared_sweep_matches_naive_loop(tiny_model, max_rows):
+def test_shared_sweep_matches_naive_loop(tiny_model, max_rows=3):
+    """(Rows per pass from 1 to 64: tests/steering/test_sweep.py.)"""
     vec = sl.SteeringVector({1: 3.0 * unit(tiny_model, 0)})
     coeffs = [-2.0, 0.5, 3.0, 0.0]
     res = sl.tradeoff.sweep(tiny_model, vec, coeffs, PROMPTS, max_rows=max_rows)
@@ -73,11 +79,9 @@ def test_shared_sweep_batch_size_is_checked(tiny_model):
 
 
 def test_the_shared_path_is_the_one_taken(tiny_model, monkeypatch):
-    import steerlens.tradeoff.sweeps as sweeps
-
     calls = []
-    real = sweeps.shared_sweep
-    monkeypatch.setattr(sweeps, "shared_sweep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = SharedOpening.run
+    monkeypatch.setattr(SharedOpening, "run", lambda *a, **k: calls.append(1) or real(*a, **k))
     vec = sl.SteeringVector({1: unit(tiny_model, 5)})
     sl.tradeoff.sweep(tiny_model, vec, [1.0], PROMPTS)
     assert calls == [1]

@@ -33,8 +33,8 @@ def sweep_logits(res):
     return torch.stack([res.logits(i) for i in range(res.n_coeffs)])
 
 
-@pytest.mark.parametrize("max_rows", [1, 4, 64])
-def test_sweep_matches_naive_loop_one_layer(tiny_model, max_rows):
+def test_sweep_matches_naive_loop_one_layer(tiny_model, max_rows=4):
+    """(Rows per pass from 1 to 64: tests/steering/test_sweep.py.)"""
     vec = sl.SteeringVector({1: 3.0 * unit(tiny_model, 0)})
     coeffs = [-2.0, 0.0, 0.5, 3.0]
     res = sl.tradeoff.sweep(tiny_model, vec, coeffs, PROMPTS, batch_size=2, max_rows=max_rows)

@@ -12,17 +12,8 @@ import steerlens as sl
 from steerlens.values import ValuesSettings
 from steerlens.values.ratings import DEFAULT_PROMPTS, rate, rate_conditions
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 QUICK = ValuesSettings.quick(progress=False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On this small shared CPU a 135M model runs several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,7 @@ from steerlens.values.stimuli import load_stimuli
 
 from .planted import PROMPTS, C, planted_model, planted_stimuli
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices are much faster on one thread on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +32,8 @@ def planted(tiny_model, tokenizer):
 
 
 @pytest.fixture(scope="module")
-def ent(planted):
-    settings = ValuesSettings(helpfulness=False, n_boot=300, progress=False)
-    return sl.value_entanglement(planted, planted_stimuli(), prompts=PROMPTS, settings=settings)
+def ent(values_result):
+    return values_result
 
 
 # --- readouts and activations against the HF model ---------------------------------------
@@ -267,12 +259,12 @@ def test_report_object(ent):
     assert {row["dimension"] for row in data["leakage"]} == {"grammar", "economic"}
     assert set(ent.ratings["condition"]) == {"before", "after", "after_selective"}
     assert ent.ratings["rating"].between(-1, 1).all()
-    assert ent.summary().shape[1] == 3
+    assert ent.effect_table().shape[1] == 3
     assert set(ent.vectors) == {"moral", "grammar", "economic", "plain", "selective"}
     from steerlens.report.html import render
-    from steerlens.report.values import values_sections
+    from steerlens.report.lines import study_section
 
-    page = render("values", values_sections(ent))
+    page = render("values", [study_section("values", ent)])
     before = ent.leakage.loc["grammar", "before"]
     assert f"{before:+.3f}" in page and page.count('class="figure"') == 4
 

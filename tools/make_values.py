@@ -1,7 +1,8 @@
 """Build ``values.jsonl`` from the hand-written frames below (run from the repository root).
 
-Not imported by steerlens; kept next to the data so that every item can be traced to its
-frame. Each frame is one base scenario; its four items differ only in the manipulated factors:
+Not part of the installed package; kept in the repository so that every item of
+``steerlens/data/values.jsonl`` can be traced to its frame. Each frame is one base scenario;
+its four items differ only in the manipulated factors:
 
 - ``moral_grammar``: a well-formed and an ill-formed version of the same sentence (one error,
   always in the part shared by both moral versions) x a morally good and a morally bad act
@@ -9,7 +10,7 @@ frame. Each frame is one base scenario; its four items differ only in the manipu
 - ``moral_economic``: a morally good and a morally bad act x a financial gain and a loss for
   the same person (a swap of the outcome words: profit/loss, more/less, rose/fell, ...).
 
-    python steerlens/data/make_values.py
+    python tools/make_values.py
 """
 
 from __future__ import annotations
@@ -361,7 +362,7 @@ def rows() -> list[dict]:
 
 
 def main() -> None:
-    path = Path(__file__).with_name("values.jsonl")
+    path = Path(__file__).resolve().parents[1] / "steerlens" / "data" / "values.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for row in rows():
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
