@@ -116,6 +116,8 @@ def namespace(tokenizer, one_thread):
 
 @pytest.mark.parametrize("test", EXAMPLES, ids=[test.name for test in EXAMPLES])
 def test_docstring_example_runs(test, namespace, tmp_path, monkeypatch):
+    if test.name.startswith("steerlens.vllm."):
+        pytest.skip("needs a vLLM engine: make test-vllm runs it (tests/vllm/test_docstrings.py)")
     monkeypatch.chdir(tmp_path)  # examples that save files write here
     scope = dict(namespace)
     run = [e for e in test.examples if not e.options.get(doctest.SKIP)]

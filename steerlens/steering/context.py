@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..core.basis import check_basis
 from ..core.errors import SteerlensError
-from ..core.hookpoints import attached, d_model, edit_hooks, hook_point
+from ..core.hookpoints import attached, check_d_model, edit_hooks, hook_point
 from ..core.tracker import PositionTracker
 from ..core.types import HookedModel
 from ..core.validate import check_bool, check_model
@@ -37,9 +37,8 @@ def check_fits(model: Any, intervention: Intervention) -> None:
     model's residual basis (``core.basis``), as far as it says."""
     for layer in intervention.layers:
         hook_point(model, layer, intervention.site)
-    width = intervention.d_model
-    if width is not None and width != d_model(model):
-        raise SteerlensError(f"vector: d_model {width} does not match the model's {d_model(model)}")
+    if intervention.d_model is not None:
+        check_d_model("vector", intervention.d_model, model)
     check_basis(
         intervention.basis,
         model,
@@ -111,11 +110,7 @@ def _unwrapped(interventions: Any) -> list[Intervention]:
 def check_condition(model: Any, conditional: Conditional) -> None:
     """Raise unless the condition's layer/site exists and its direction fits ``d_model``."""
     hook_point(model, conditional.layer, conditional.site)
-    if conditional.direction.shape[-1] != d_model(model):
-        raise SteerlensError(
-            f"condition: d_model {conditional.direction.shape[-1]} does not match the model's "
-            f"{d_model(model)}"
-        )
+    check_d_model("condition", conditional.direction.shape[-1], model)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ TransformerLens model that steerlens's text helpers read (chat template, BOS, co
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import weakref
 from dataclasses import dataclass
@@ -128,11 +129,16 @@ def load(model: str | Path | None = None, **engine_kwargs: Any) -> Any:
         (and vLLM's own calls, which run unsteered).
 
     Example:
-        >>> llm = sl.vllm.load()
+        >>> llm = sl.vllm.load()  # doctest: +SKIP
         >>> sl.vllm.generate(llm, ["How do I bake bread?"], [sl.add(vec, 4.0)])
     """
     check_engine_options(engine_kwargs)
     folder = model_folder(model)
+    if importlib.util.find_spec("vllm") is None:
+        raise SteerlensError(
+            "vllm: not installed here; install the extra (pip install 'steerlens[vllm]', which "
+            "pins vLLM's own torch and transformers) or use make test-vllm's .venv-vllm"
+        )
     found, config = architecture(folder)
     from transformers import AutoTokenizer
     from vllm import LLM

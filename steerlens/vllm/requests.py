@@ -16,13 +16,13 @@ from typing import Any
 import torch
 
 from ..core.errors import SteerlensError, SteerlensTypeError
-from ..core.hookpoints import SITES
+from ..core.hookpoints import SITES, check_d_model
 from ..core.positions import Positions
 from ..core.roles import ROLES, ChatSpans
 from ..core.validate import shown
 from ..steering.conditional import Conditional
 from ..steering.conflicts import warn_conflicts
-from ..steering.interventions import Intervention
+from ..steering.interventions import EXPECTED, Intervention
 from . import payload
 from .engine import EngineModel
 
@@ -60,8 +60,7 @@ def check_entry(model: EngineModel, entry: Any, name: str) -> None:
         return
     if not isinstance(entry, Intervention):
         raise SteerlensTypeError(
-            f"{name}: expected an sl.steering.Intervention (sl.add/ablate/clamp/...) or an "
-            f"sl.when result, got {shown(entry)}"
+            f"{name}: expected {EXPECTED} or an sl.when result, got {shown(entry)}"
         )
     _check_where(model, entry.layers, entry.site, entry.d_model, name)
     if entry.basis not in (None, "plain") and not entry.basis_invariant():
@@ -81,10 +80,8 @@ def _check_where(model: EngineModel, layers: list[int], site: str, size: Any, na
         )
     if site not in SITES:
         raise SteerlensError(f"{name}: site {site!r} is not one of {SITES}")
-    if size is not None and size != model.cfg.d_model:
-        raise SteerlensError(
-            f"{name}: d_model {size} does not match the model's {model.cfg.d_model}"
-        )
+    if size is not None:
+        check_d_model(name, size, model)
 
 
 def check_rules(model: EngineModel, entries: list[Any], ids: list[int], row: int) -> None:

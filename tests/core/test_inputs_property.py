@@ -538,6 +538,11 @@ CASES = {
     ),
     "run_report": (report.run_report, lambda w: {}, {"settings": "object"}),
     "write_report": (report.write_report, lambda w: {}, {"settings": "object"}),
+    "load": (
+        sl.vllm.load,
+        lambda w: dict(model=None),
+        {"model": "object"},
+    ),
     "load_model": (
         sl.load_model,
         lambda w: dict(model=w["model"]),
