@@ -27,7 +27,7 @@ report: $(STAMP)
 # each in its own venv.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks --ignore=notebooks/07_vllm.ipynb
+	$(PY) -m pytest --nbmake --nbmake-timeout=1200 tests notebooks --ignore=notebooks/08_vllm.ipynb
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 	$(MAKE) test-classic
 	$(MAKE) test-vllm
@@ -63,7 +63,7 @@ $(VLLM_STAMP): pyproject.toml
 	touch $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
-	$(VLLM)/bin/python -m pytest --nbmake --nbmake-timeout=1200 tests/vllm notebooks/07_vllm.ipynb -q
+	$(VLLM)/bin/python -m pytest --nbmake --nbmake-timeout=1200 tests/vllm notebooks/08_vllm.ipynb -q
 
 # The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
 # models); rewrites the coverage table docs/models_table.md that docs/models.md includes.

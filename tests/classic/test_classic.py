@@ -2,9 +2,13 @@
 ``make test-classic``; skipped where TransformerLens has no ``HookedTransformer``). Tiny
 random models from ``HookedTransformerConfig``: a Llama-like (RMSNorm, rotary) and a
 GPT-2-like (LayerNorm, learned absolute positions). References are steered by hand with
-plain hook functions on TransformerLens's own hook points, or run one row at a time."""
+plain hook functions on TransformerLens's own hook points, or run one row at a time. The
+kinds: add, ablate, clamp, norm-preserving add, rotation in each residual's own plane and in
+a fixed plane, and a user's own ``Intervention`` subclass (``tests.user_kinds.Scale``)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -15,6 +19,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa:
 
 import steerlens as sl  # noqa: E402
 from steerlens.core.tokens import decode_reply, encode  # noqa: E402
+from tests.user_kinds import Scale  # noqa: E402
 
 LAYER = 1
 PROMPT = "Once upon a time there"
@@ -53,25 +58,67 @@ def vector(model):
     return sl.SteeringVector({LAYER: scale * direction})
 
 
+#: a second direction: the fixed plane of ``rotate_plane`` is span(vector, PLANE)
+PLANE = torch.randn(SHAPES["d_model"], generator=torch.Generator().manual_seed(4))
+KINDS_STEERED = ("add", "ablate", "clamp", "add_norm", "rotate", "rotate_plane", "scale")
+
+
+def rotated(x, u, b, degrees):
+    """``x`` with its component in span(u, b) (orthonormal; ``b`` may differ per position)
+    turned to ``degrees`` from u."""
+    a, c = (x * u).sum(-1), (x * b).sum(-1)
+    radius = torch.sqrt(a**2 + c**2)[..., None]
+    turned = math.cos(math.radians(degrees)) * u + math.sin(math.radians(degrees)) * b
+    return x - a[..., None] * u - c[..., None] * b + radius * turned
+
+
 def hand_edit(kind: str, d: torch.Tensor):
+    """The closed forms (docs/methods/interventions.md), written here independently of
+    steerlens."""
     u = d / d.norm()
+    fixed = PLANE - (PLANE @ u) * u
+    fixed = fixed / fixed.norm()
+
+    def add_norm(x):
+        moved = x + 2.0 * d
+        return moved * x.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True)
+
+    def rotate(x):  # in each residual's own plane: b = its unit component off u
+        off = x - (x @ u)[..., None] * u
+        return rotated(x, u, off / off.norm(dim=-1, keepdim=True), 120.0)
+
     return {
         "add": lambda x: x + 2.0 * d,
         "ablate": lambda x: x - (x @ u)[..., None] * u,
         "clamp": lambda x: x + (1.5 - x @ u)[..., None] * u,
+        "add_norm": add_norm,
+        "rotate": rotate,
+        "rotate_plane": lambda x: rotated(x, u, fixed, 60.0),
+        "scale": lambda x: x + (-2.0 - 1) * (x @ u)[..., None] * u,
     }[kind]
 
 
+def steering(kind: str, vector, site: str = "resid_pre", positions="all"):
+    """The steerlens intervention ``hand_edit(kind, ...)`` writes by hand."""
+    where = dict(site=site, positions=positions)
+    unit = vector[LAYER] / vector[LAYER].norm()
+    return {
+        "add": lambda: sl.add(vector, 2.0, **where),
+        "ablate": lambda: sl.ablate(vector, **where),
+        "clamp": lambda: sl.clamp(vector, 1.5, **where),
+        "add_norm": lambda: sl.add(vector, 2.0, preserve_norm=True, **where),
+        "rotate": lambda: sl.steering.rotate(vector, 120.0, **where),
+        "rotate_plane": lambda: sl.steering.rotate(vector, 60.0, plane=PLANE, **where),
+        "scale": lambda: Scale(unit, -2.0, layers=[LAYER], **where),
+    }[kind]()
+
+
 @pytest.mark.parametrize("site", ["resid_pre", "resid_mid", "resid_post"])
-@pytest.mark.parametrize("kind", ["add", "ablate", "clamp"])
+@pytest.mark.parametrize("kind", KINDS_STEERED)
 def test_interventions_equal_hand_hooks(model, vector, site, kind):
     tokens = torch.tensor([encode(model, PROMPT)])
     edit = hand_edit(kind, vector[LAYER])
-    intervention = {
-        "add": lambda: sl.add(vector, 2.0, site=site),
-        "ablate": lambda: sl.ablate(vector, site=site),
-        "clamp": lambda: sl.clamp(vector, 1.5, site=site),
-    }[kind]()
+    intervention = steering(kind, vector, site)
     with torch.no_grad():
         reference = model.run_with_hooks(
             tokens, fwd_hooks=[(f"blocks.{LAYER}.hook_{site}", lambda x, hook: edit(x))]
@@ -83,8 +130,8 @@ def test_interventions_equal_hand_hooks(model, vector, site, kind):
     torch.testing.assert_close(steered, reference, rtol=1e-5, atol=1e-5)
 
 
-def reference_tokens(model, ids: list[int], d: torch.Tensor, steered) -> list[int]:
-    """Greedy tokens, a full forward per step, ``d`` added by hand at positions
+def reference_tokens(model, ids: list[int], edit, steered) -> list[int]:
+    """Greedy tokens, a full forward per step, ``edit`` applied by hand at positions
     ``steered(prompt_len, seq_len)``."""
     seq = list(ids)
     for _ in range(N_NEW):
@@ -92,7 +139,7 @@ def reference_tokens(model, ids: list[int], d: torch.Tensor, steered) -> list[in
 
         def hook(x, hook, chosen=chosen):
             x = x.clone()
-            x[:, chosen] += d
+            x[:, chosen] = edit(x[:, chosen])
             return x
 
         with torch.no_grad():
@@ -103,16 +150,9 @@ def reference_tokens(model, ids: list[int], d: torch.Tensor, steered) -> list[in
     return seq[len(ids) :]
 
 
-@pytest.mark.parametrize("cache", [True, False], ids=["kv_cache", "no_cache"])
-@pytest.mark.parametrize("rule", list(RULES))
-def test_generation_steers_the_right_positions(model, vector, rule, cache):
-    positions, steered = RULES[rule]
-    ids = encode(model, PROMPT)
-    expected = reference_tokens(model, ids, vector[LAYER], steered)
-    unsteered = reference_tokens(model, ids, torch.zeros_like(vector[LAYER]), steered)
-    if rule != "generated":  # "generated" leaves the first new token alone
-        assert expected != unsteered
-    with torch.no_grad(), sl.steer(model, sl.add(vector, positions=positions)):
+def generated_both_ways(model, ids: list[int], cache: bool) -> tuple[list[int], str]:
+    """Greedy new tokens from ``model.generate`` and the reply of ``sl.generate``."""
+    with torch.no_grad():
         own = model.generate(
             torch.tensor([ids]),
             max_new_tokens=N_NEW,
@@ -121,14 +161,40 @@ def test_generation_steers_the_right_positions(model, vector, rule, cache):
             stop_at_eos=False,
             verbose=False,
         )[0, len(ids) :].tolist()
-        text = sl.generate(
-            model,
-            PROMPT,
-            chat=False,
-            max_new_tokens=N_NEW,
-            use_past_kv_cache=cache,
-            stop_at_eos=False,
-        )
+    text = sl.generate(
+        model, PROMPT, chat=False, max_new_tokens=N_NEW, use_past_kv_cache=cache, stop_at_eos=False
+    )
+    return own, text
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["kv_cache", "no_cache"])
+@pytest.mark.parametrize("rule", list(RULES))
+def test_generation_steers_the_right_positions(model, vector, rule, cache):
+    positions, steered = RULES[rule]
+    ids = encode(model, PROMPT)
+    expected = reference_tokens(model, ids, lambda x: x + vector[LAYER], steered)
+    unsteered = reference_tokens(model, ids, lambda x: x, steered)
+    if rule != "generated":  # "generated" leaves the first new token alone
+        assert expected != unsteered
+    with sl.steer(model, sl.add(vector, positions=positions)):
+        own, text = generated_both_ways(model, ids, cache)
+    assert own == expected, "model.generate"
+    assert text == decode_reply(model, expected), "sl.generate"
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["kv_cache", "no_cache"])
+@pytest.mark.parametrize("rule", ["all", "generated"])
+@pytest.mark.parametrize("kind", ["add_norm", "rotate", "rotate_plane", "scale"])
+def test_kinds_with_and_without_the_kv_cache(model, vector, kind, rule, cache):
+    """The new kinds and a user's own equal their hand-written hooks token for token at the
+    positions a rule steers, through both generate paths."""
+    positions, steered = RULES[rule]
+    ids = encode(model, PROMPT)
+    expected = reference_tokens(model, ids, hand_edit(kind, vector[LAYER]), steered)
+    if rule == "all":
+        assert expected != reference_tokens(model, ids, lambda x: x, steered), "no effect"
+    with sl.steer(model, steering(kind, vector, positions=positions)):
+        own, text = generated_both_ways(model, ids, cache)
     assert own == expected, "model.generate"
     assert text == decode_reply(model, expected), "sl.generate"
 

@@ -276,6 +276,32 @@ def test_repr_says_what_and_where():
     )
 
 
+class DoubleInPlace(sl.steering.Intervention):
+    """A user's kind that edits its argument in place (``x *= 2``)."""
+
+    def edit(self, x, layer):
+        x *= 2.0
+        return x
+
+
+def test_a_kind_editing_in_place_still_steers_only_its_positions(tiny_model):
+    """``edit`` gets a copy: before it did, ``x *= 2`` reached the positions the machinery
+    keeps unsteered (every position was doubled) and the trace saw no change."""
+    tokens = torch.tensor([encode(tiny_model, TEXT)])
+    before = resid(tiny_model, tokens, sl.add(direction(1), 0.0, layers=[LAYER]))
+    with sl.steer(tiny_model, DoubleInPlace(layers=[LAYER], positions=[1]), trace=True) as t:
+        with torch.no_grad():
+            _, cache = tiny_model.run_with_cache(
+                tokens, names_filter=[f"blocks.{LAYER}.hook_resid_pre"]
+            )
+    after = cache[f"blocks.{LAYER}.hook_resid_pre"][0]
+    expected = before.clone()
+    expected[1] *= 2.0
+    torch.testing.assert_close(after, expected)
+    assert t.table.position.tolist() == [1]
+    assert float(t.table.delta.iloc[0]) == pytest.approx(float(before[1].norm()), rel=1e-5)
+
+
 class Broken(sl.steering.Intervention):
     def edit(self, x, layer):
         return x[..., :3]

@@ -67,8 +67,10 @@ class Intervention:
 
     def apply(self, x: Float[Tensor, "... d_model"], layer: int) -> Float[Tensor, "... d_model"]:
         """``edit`` computed in float32 and cast back to ``x``'s dtype: what every backend
-        calls. Raises if ``edit`` returns something other than a tensor shaped like ``x``."""
-        edited = self.edit(x.float(), layer)
+        calls. ``edit`` gets a copy, so editing it in place cannot reach positions or rows the
+        machinery leaves alone. Raises if ``edit`` returns something other than a tensor
+        shaped like ``x``."""
+        edited = self.edit(x.to(torch.float32, copy=True), layer)
         if not isinstance(edited, Tensor) or edited.shape != x.shape:
             got = tuple(edited.shape) if isinstance(edited, Tensor) else shown(edited)
             raise SteerlensError(
