@@ -69,7 +69,7 @@ def test_split_model_steers_like_the_hf_model(arch, split, site):
         plain = model(tokens)
     torch.testing.assert_close(steered, expected, atol=1e-4, rtol=1e-4)
     assert (steered - plain).abs().max() > 1e-2
-    assert list(steering._on_device) == [(LAYER, "cpu")], "one copy per layer and device"
+    assert list(steering._copies) == [(LAYER, "cpu")], "one copy per layer and device"
 
 
 def test_a_loaded_model_keeps_its_placement(tokenizer):
