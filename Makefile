@@ -63,7 +63,7 @@ $(VLLM_STAMP): pyproject.toml
 	touch $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
-	$(VLLM)/bin/python -m pytest --nbmake --nbmake-timeout=1200 tests/vllm notebooks/08_vllm.ipynb -q
+	$(VLLM)/bin/python -m pytest --nbmake --nbmake-timeout=1200 tests/vllm notebooks/08_vllm.ipynb -q --durations=25
 
 # The architecture matrix (tests/matrix, and generate with/without the KV cache on the same
 # models); rewrites the coverage table docs/models_table.md that docs/models.md includes.
