@@ -49,19 +49,19 @@ def generate(
     Example:
         >>> outs = sl.vllm.generate(llm, prompts, [[sl.add(v1, 4.0)], [], [sl.ablate(v2)]])
     """
-    replies = [
-        decode_reply(engine_model(llm), row)
-        for row in new_tokens(
-            llm,
-            prompt,
-            interventions,
-            max_new_tokens=max_new_tokens,
-            chat=chat,
-            do_sample=do_sample,
-            temperature=temperature,
-            seed=seed,
-        )
-    ]
+    check_int("max_new_tokens", max_new_tokens, low=1)
+    check_bool("chat", chat)
+    check_bool("do_sample", do_sample)
+    check_number("temperature", temperature, low=0.0, open_low=True)
+    if seed is not None:
+        check_int("seed", seed)
+    from vllm import SamplingParams
+
+    params = SamplingParams(
+        max_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0, seed=seed
+    )
+    rows = new_tokens(llm, prompt, interventions, params, chat=chat)
+    replies = [decode_reply(engine_model(llm), row) for row in rows]
     single = isinstance(prompt, str) or is_messages(prompt)
     return replies[0] if single else replies
 
@@ -69,35 +69,20 @@ def generate(
 def new_tokens(
     llm: Any,
     prompt: Message | Sequence[Message],
-    interventions: Any = None,
+    interventions: Any,
+    params: Any,
     *,
-    max_new_tokens: int = 64,
     chat: bool = True,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    seed: int | None = None,
 ) -> list[list[int]]:
-    """The generated token ids per prompt (``generate`` before decoding)."""
-    from vllm import SamplingParams
-
+    """The generated token ids per prompt under vLLM ``SamplingParams`` ``params`` (what
+    ``generate`` decodes)."""
     model = engine_model(llm)
-    check_int("max_new_tokens", max_new_tokens, low=1)
-    check_bool("chat", chat)
-    check_bool("do_sample", do_sample)
-    check_number("temperature", temperature, low=0.0, open_low=True)
-    if seed is not None:
-        check_int("seed", seed)
     single = isinstance(prompt, str) or is_messages(prompt)
     encoded = [encode(model, text, "prompt") for text in prompt_texts(model, prompt, chat, single)]
-    check_context(model, max(map(len, encoded)) + max_new_tokens, "prompt + max_new_tokens")
+    check_context(model, max(map(len, encoded)) + params.max_tokens, "prompt + max_new_tokens")
     lists = per_prompt(interventions, len(encoded))
     check_lists(model, lists, encoded)
     lists = resolve(llm, encoded, lists)
-    params = SamplingParams(
-        max_tokens=max_new_tokens,
-        temperature=temperature if do_sample else 0.0,
-        seed=seed,
-    )
     prompts, all_params = engine_requests(lists, encoded, params)
     outputs = llm.generate(prompts, all_params, use_tqdm=False)
     return [list(out.outputs[0].token_ids) for out in outputs]

@@ -50,7 +50,10 @@ def grouped_reference(model, prompts, lists, max_new_tokens: int) -> list[list[i
 
 def engine_tokens(llm, prompts, lists, max_new_tokens: int) -> list[list[int]]:
     eos = llm.get_tokenizer().eos_token_id
-    got = new_tokens(llm, prompts, lists, max_new_tokens=max_new_tokens)
+    from vllm import SamplingParams
+
+    greedy = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)
+    got = new_tokens(llm, prompts, lists, greedy)
     return [cut(row, eos) for row in got]
 
 
