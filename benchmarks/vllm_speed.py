@@ -9,7 +9,9 @@ benchmarks/vllm_speed.py``); writes ``results/vllm.json`` and ``results/vllm.md`
   steered = one ``sl.add`` at one layer for every prompt, and one list per prompt (32
   different vectors in one batch);
 - vLLM (steered) vs ``sl.generate`` under ``sl.steer`` (one left-padded batch) at the same
-  torch thread count;
+  thread count: vLLM's CPU worker keeps one core per worker for its scheduler by default
+  (one compute thread on a 2-core host), so the engine here is started with
+  ``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` (every core computes, as torch's threads do);
 - ``sl.vllm.collect_activations`` vs ``sl.collect_activations``: tokens read per second.
 """
 
@@ -86,6 +88,7 @@ def bench_generation(llm, model, n_prompts: int, n_new: int, repeats: int) -> di
         "sl_generate_tokens_per_s": ref_rate,
         "vllm_steered_vs_sl_generate": rates["steered"] / ref_rate,
         "torch_threads": torch.get_num_threads(),
+        "vllm_reserved_cpus": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU"),
         "seconds": {**seconds, "sl.generate": ref_seconds},
     }
 
@@ -145,6 +148,7 @@ def main() -> None:
     import steerlens as sl
 
     model = sl.load_model()
+    os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"  # the engine process inherits it
     llm = sl.vllm.load(enable_prefix_caching=False, max_model_len=1024)
     repeats = 2 if args.quick else 5
     results = {"machine": machine(), "quick": args.quick, "load_average_start": os.getloadavg()}
