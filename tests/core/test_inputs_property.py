@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import jaxtyping
 import pandas as pd
 import pytest
 import torch
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 import steerlens as sl
 from steerlens import report
 from steerlens.core.hookpoints import SITES
+from tests.typechecks import without_type_checks
 
 M, T, V, S, VA = sl.measures, sl.tradeoff, sl.vectors, sl.steering, sl.values
 ONESHOT = sl.oneshot
@@ -120,9 +120,8 @@ def world(tiny_model, tmp_path_factory):
             "forwards": forwards,
         }
     )
-    jaxtyping.config.update("jaxtyping_disable", True)
-    yield world
-    jaxtyping.config.update("jaxtyping_disable", False)
+    with without_type_checks():
+        yield world
     handle.remove()
 
 
