@@ -84,8 +84,8 @@ bench: $(STAMP) $(VLLM_STAMP)
 	$(VLLM)/bin/python benchmarks/vllm_speed.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks tools
-	$(VENV)/bin/ruff format --check steerlens tests benchmarks notebooks tools
+	$(VENV)/bin/ruff check steerlens tests benchmarks notebooks tools docs/snippets
+	$(VENV)/bin/ruff format --check steerlens tests benchmarks notebooks tools docs/snippets
 
 # Loader fuzz beyond the 2,000 files of the tests: 10,000 mutated vector files (seeded).
 fuzz: $(STAMP)

@@ -16,7 +16,7 @@ class Scale(sl.steering.Intervention):
         super().__init__(**where)  # layers=, site=, positions=
         self.u, self.f = u / u.norm(), f
 
-    def edit(self, x, layer):  # x: float32 [..., d_model], every position
+    def edit(self, x, _layer):  # x: float32 [..., d_model], every position
         u = self.u.to(x.device)
         return x + (self.f - 1) * (x @ u)[..., None] * u
 
@@ -24,7 +24,7 @@ class Scale(sl.steering.Intervention):
     def d_model(self):  # checked against the model
         return self.u.shape[-1]
 
-    def touches(self, layer):  # it writes along u: a later ablation of u is a conflict
+    def touches(self, _layer):  # it writes along u: a later ablation of u is a conflict
         return self.u[None, :]
 
     def describe(self):  # the repr adds where

@@ -16,12 +16,12 @@ from ..core.errors import SteerlensError
 from ..core.vector import SteeringVector
 from ..steering import interventions
 
-#: kind -> (builder, the fields it takes besides vector/kind/layers/site/positions)
+#: kind -> (its builder, the fields it takes besides vector/kind/layers/site/positions)
 KINDS = {
-    "add": ("add", ("coeff", "preserve_norm")),
-    "ablate": ("ablate", ()),
-    "clamp": ("clamp", ("value",)),
-    "rotate": ("rotate", ("degrees",)),
+    "add": (interventions.add, ("coeff", "preserve_norm")),
+    "ablate": (interventions.ablate, ()),
+    "clamp": (interventions.clamp, ("value",)),
+    "rotate": (interventions.rotate, ("degrees",)),
 }
 COMMON = ("vector", "kind", "layers", "site", "positions")
 
@@ -50,7 +50,7 @@ def _one(spec: Any, vectors: dict[str, SteeringVector], at: str) -> Any:
     kind = spec["kind"]
     if kind not in KINDS:
         raise SpecError(f"{at}.kind", f"expected one of {sorted(KINDS)}, got {kind!r}")
-    name, extra = KINDS[kind]
+    builder, extra = KINDS[kind]
     unknown = sorted(set(spec) - set(COMMON) - set(extra))
     if unknown:
         raise SpecError(
@@ -60,7 +60,6 @@ def _one(spec: Any, vectors: dict[str, SteeringVector], at: str) -> Any:
     if vector not in vectors:
         raise SpecError(f"{at}.vector", f"unknown vector {vector!r}; loaded: {sorted(vectors)}")
     options = {key: value for key, value in spec.items() if key not in ("vector", "kind")}
-    builder = getattr(interventions, name)
     try:
         return builder(vectors[vector], **options)
     except (SteerlensError, TypeError) as error:
