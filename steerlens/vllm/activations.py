@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..core.basis import all_centred
 from ..core.errors import SteerlensError
-from ..core.hookpoints import check_site, normalise_layers
+from ..core.hookpoints import check_d_model, check_site, normalise_layers
 from ..core.positions import PositionRule, position_rule
 from ..core.roles import ROLES
 from ..core.tokens import encode
@@ -109,10 +109,7 @@ def project(
     (``sl.project``); column ``j`` is layer ``vector.layers[j]``."""
     check_instance("vector", vector, SteeringVector, "a SteeringVector")
     model = engine_model(llm)
-    if vector.d_model != model.cfg.d_model:
-        raise SteerlensError(
-            f"vector: d_model {vector.d_model} does not match the model's {model.cfg.d_model}"
-        )
+    check_d_model("vector", vector.d_model, model)
     if vector.basis != "plain" and not all_centred(vector.directions.values()):
         raise SteerlensError(
             f"vector: read in the {vector.basis!r} residual basis; projecting vLLM's plain "

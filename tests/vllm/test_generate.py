@@ -218,6 +218,10 @@ def test_bad_lists_are_refused_before_the_engine(engine, directions):
         sl.vllm.generate(engine, "Hi", [sl.add(torch.ones(576), layers=[40])])
     with pytest.raises(sl.SteerlensError, match="d_model 64"):
         sl.vllm.generate(engine, "Hi", [sl.add(torch.ones(64), layers=[4])])
+    with pytest.raises(
+        sl.SteerlensError, match="vector: d_model 64 does not match the model's 576"
+    ):
+        sl.vllm.project(engine, ["Hi"], sl.SteeringVector({4: torch.ones(64)}))
     with pytest.raises(sl.SteerlensError, match="prompts\\[1\\].*out of range"):
         sl.vllm.generate(
             engine, ["Hi", "Hi"], [[], [sl.add(torch.ones(576), layers=[4], positions=[500])]]
